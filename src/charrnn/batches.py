@@ -1,0 +1,109 @@
+"""`BatchSource`: the notebook's streams x steps layout over an encoded text, with its position.
+
+The ids are cut into `batch_size` contiguous streams; batch k holds window k of every stream, so
+row i of batch k+1 continues row i of batch k and the recurrent state can be carried across
+batches. Every target is the true next character: targets are the same streams shifted by one,
+never wrapped. The final window of an epoch may be shorter than `seq_len` so that each stream is
+used to its end; only the last `(len(ids) - 1) % batch_size` characters, too few to fill a row,
+go unused.
+
+The source only slices an id array (numpy or a memory map) per batch, so it can be fed from a
+pre-encoded corpus on disk and split across processes with `shard` without touching the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import CharRNNError
+
+
+@dataclass(frozen=True)
+class Batch:
+    inputs: torch.Tensor  # (streams, steps) int64
+    targets: torch.Tensor  # (streams, steps) int64
+    epoch: int  # 0-based
+    window: int  # index of this window in its epoch
+
+    @property
+    def starts_epoch(self) -> bool:
+        return self.window == 0
+
+
+class BatchSource:
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, device: str | torch.device = "cpu"):
+        if batch_size <= 0 or seq_len <= 0:
+            raise CharRNNError("--batch-size and --seq-len must be positive")
+        if len(ids) < 2:
+            raise CharRNNError("text too short: need at least two characters")
+        if batch_size >= len(ids):
+            raise CharRNNError(f"text too short: {len(ids)} characters cannot fill {batch_size} streams")
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.device = torch.device(device)
+        self.stream_len = (len(ids) - 1) // batch_size
+        used = batch_size * self.stream_len
+        self._inputs = ids[:used].reshape(batch_size, self.stream_len)
+        self._targets = ids[1 : used + 1].reshape(batch_size, self.stream_len)
+        self._tail = ids[used:]  # the stream-less remainder: last input of the final row onwards
+        self.epoch = 0
+        self.window = 0
+
+    @property
+    def windows_per_epoch(self) -> int:
+        return -(-self.stream_len // self.seq_len)
+
+    @property
+    def chars_per_epoch(self) -> int:
+        return self.batch_size * self.stream_len
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
+
+    def window_at(self, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cols = slice(window * self.seq_len, min((window + 1) * self.seq_len, self.stream_len))
+        return self._tensor(self._inputs[:, cols]), self._tensor(self._targets[:, cols])
+
+    def next_batch(self) -> Batch:
+        """The batch at the current position; the position then moves on (to the next epoch at the end)."""
+        inputs, targets = self.window_at(self.window)
+        batch = Batch(inputs, targets, self.epoch, self.window)
+        self.window += 1
+        if self.window == self.windows_per_epoch:
+            self.epoch, self.window = self.epoch + 1, 0
+        return batch
+
+    def epoch_batches(self):
+        """Every window of one epoch in order, without moving the position (for evaluation)."""
+        for window in range(self.windows_per_epoch):
+            yield self.window_at(window)
+
+    def remainder(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The characters left after the last stream, as a (1, r) batch continuing the last row."""
+        if len(self._tail) < 2:
+            return None
+        return self._tensor(self._tail[:-1][None, :]), self._tensor(self._tail[1:][None, :])
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "window": self.window}
+
+    def load_state_dict(self, state: dict) -> None:
+        epoch, window = int(state["epoch"]), int(state["window"])
+        if not (epoch >= 0 and 0 <= window < self.windows_per_epoch):
+            raise CharRNNError(f"saved data position {state} does not fit this text and batch layout")
+        self.epoch, self.window = epoch, window
+
+    def shard(self, rank: int, world_size: int) -> BatchSource:
+        """This process's share of the streams: rows rank, rank + world_size, ... (same windows)."""
+        if not 0 <= rank < world_size or self.batch_size % world_size:
+            raise CharRNNError(f"--batch-size {self.batch_size} does not split over {world_size} processes")
+        shard = object.__new__(BatchSource)
+        shard.__dict__.update(self.__dict__)
+        shard.batch_size = self.batch_size // world_size
+        shard._inputs = self._inputs[rank::world_size]
+        shard._targets = self._targets[rank::world_size]
+        shard._tail = self._tail[:0]
+        return shard

@@ -1,0 +1,278 @@
+"""The `charrnn` command: parses flags, calls the API, prints. Mistakes become one line and exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .corpus import find_anna, read_texts
+from .errors import CharRNNError
+from .evaluate import evaluate
+from .model import CharRNN, ModelConfig, count_parameters
+from .sample import Sampler
+from .train import resume, select_device, train
+
+MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"charrnn: error: {message} (see {self.prog} --help)\n")
+
+
+def duration(text: str) -> float:
+    """Seconds from '300', '90s', '10m' or '1.5h'."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use seconds or e.g. 90s, 10m, 1h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    # Defaults are suppressed so a resume can tell which flags the user actually gave.
+    add = p.add_argument
+    s = argparse.SUPPRESS
+    d = TrainConfig()
+    add("texts", nargs="*", metavar="TEXT", help="text files to train on (UTF-8 unless --encoding)")
+    add("--out", default=s, help="run directory to create (default runs/<first text's name>)")
+    add("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    add("--cell", choices=("lstm", "gru", "rnn"), default=s, help=f"recurrent cell (default {d.model.cell})")
+    add("--layers", type=int, default=s, help=f"recurrent layers (default {d.model.layers})")
+    add("--hidden", type=int, default=s, help=f"units per layer (default {d.model.hidden})")
+    add("--embed-dim", type=int, default=s, help=f"character embedding size (default {d.model.embed_dim})")
+    add(
+        "--dropout",
+        type=float,
+        default=s,
+        help=f"dropout between layers and before the output (default {d.model.dropout})",
+    )
+    add("--batch-size", type=int, default=s, help=f"sequences per batch (default {d.batch_size})")
+    add("--seq-len", type=int, default=s, help=f"steps per sequence (default {d.seq_len})")
+    add("--lr", type=float, default=s, help=f"Adam learning rate (default {d.lr})")
+    add("--lr-schedule", choices=("cosine", "constant"), default=s, help="cosine decay to --min-lr-ratio, or constant")
+    add("--min-lr-ratio", type=float, default=s, help=f"final lr as a fraction of --lr (default {d.min_lr_ratio})")
+    add("--warmup-steps", type=int, default=s, help=f"linear lr warm-up steps (default {d.warmup_steps})")
+    add("--grad-clip", type=float, default=s, help=f"global gradient-norm clip, 0 for none (default {d.grad_clip})")
+    add("--epochs", type=int, default=s, help="stop after this many passes over the text")
+    add("--max-steps", type=int, default=s, help="stop after this many batches")
+    add(
+        "--time-budget",
+        type=duration,
+        default=s,
+        help="stop after this long, e.g. 600, 10m (default 5m if no other stop)",
+    )
+    add(
+        "--val-fraction",
+        type=float,
+        default=s,
+        help=f"share of the text, from its end, for validation (default {d.val_fraction})",
+    )
+    add("--eval-every", type=int, default=s, help=f"validate every N steps (default {d.eval_every})")
+    add("--save-every", type=int, default=s, help=f"checkpoint every N steps (default {d.save_every})")
+    add("--keep", type=int, default=s, help=f"periodic checkpoints to keep, besides the best (default {d.keep})")
+    add("--seed", type=int, default=s, help=f"random seed (default {d.seed})")
+    add("--device", default=s, help="auto, cpu, cuda or mps (default auto)")
+    add("--encoding", default=s, help="text encoding of the files (default utf-8)")
+    add("--errors", default=s, help="what to do with undecodable bytes: strict, replace, ignore (default strict)")
+
+
+def _add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="a run directory or one checkpoint file")
+    p.add_argument("--checkpoint", default="best", help="latest, best (lowest validation loss) or a step number")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="charrnn", description="Train character-level RNN language models and sample from them.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    _add_train_flags(commands.add_parser("train", help="train a model on text files"))
+
+    p = commands.add_parser("sample", help="generate text from a trained model")
+    _add_checkpoint_flags(p)
+    p.add_argument("--prime", default="", help="text to start from (printed, then continued)")
+    p.add_argument("--length", type=int, default=500, help="new characters to generate (default 500)")
+    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0: all)")
+    p.add_argument(
+        "--top-p", type=float, default=1.0, help="sample among the likeliest characters holding p of the mass"
+    )
+    p.add_argument("--greedy", action="store_true", help="always take the likeliest character")
+    p.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to generate together (default 1)")
+
+    p = commands.add_parser("eval", help="loss of a trained model on text files")
+    _add_checkpoint_flags(p)
+    p.add_argument("texts", nargs="+", metavar="TEXT")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--errors", default="strict")
+
+    p = commands.add_parser("info", help="what a run or checkpoint holds")
+    p.add_argument("path", help="a run directory or one checkpoint file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser("demo", help="train the default model on Anna Karenina and print a sample")
+    p.add_argument("--out", default="runs/anna", help="run directory (default runs/anna)")
+    p.add_argument("--time-budget", type=duration, default=None, help="training time (default 5m)")
+    p.add_argument("--prime", default="Far")
+    p.add_argument("--length", type=int, default=300)
+    return parser
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_train(args) -> int:
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "debug", "resume")}
+    if not given.get("texts"):
+        given.pop("texts", None)
+    model_changes = {k: given.pop(k) for k in list(given) if k in MODEL_FLAGS}
+    if args.resume:
+        if "out" in given and Path(given.pop("out")).resolve() != Path(args.resume).resolve():
+            raise CharRNNError("--out and --resume name different directories; give only --resume")
+        if "texts" in given:
+            given["texts"] = [str(Path(t).resolve()) for t in given["texts"]]
+        result = resume(args.resume, {**given, **model_changes})
+        return result.exit_code
+    if "texts" not in given:
+        raise CharRNNError("give one or more text files to train on (or --resume RUN_DIR)")
+    given.setdefault("out", str(Path("runs") / Path(given["texts"][0]).stem))
+    config = TrainConfig(**given, model=ModelConfig(**model_changes))
+    return train(config).exit_code
+
+
+def _sampler(args) -> Sampler:
+    model, vocab, info = ckpt.load_model(args.path, args.checkpoint, select_device(args.device))
+    return Sampler(model, vocab, info)
+
+
+def cmd_sample(args) -> int:
+    sampler = _sampler(args)
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
+    if args.num_samples == 1:
+        chars = sampler.stream(args.prime, args.length, seed=args.seed, **options)  # checks the prime first
+        out = sys.stdout
+        out.write(args.prime)
+        for char in chars:
+            out.write(char)
+            out.flush()
+        out.write("\n")
+        return 0
+    samples = sampler.generate_many(args.prime, args.length, args.num_samples, args.seed, **options)
+    for index, text in enumerate(samples, 1):
+        print(f"--- sample {index} ---\n{args.prime}{text}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    model, vocab, info = ckpt.load_model(args.path, args.checkpoint, select_device(args.device))
+    ids = vocab.encode(read_texts(args.texts, args.encoding, args.errors))
+    if len(ids) < 2:
+        raise CharRNNError("text too short to evaluate: need at least two characters")
+    result = evaluate(model, ids)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(f"{result.loss:.4f} nats/char, {result.bpc:.4f} bits/char over {result.chars:,} characters ({info.name})")
+    return 0
+
+
+def run_info(path: Path) -> dict:
+    """What `charrnn info --json` prints; scripts rely on its keys."""
+    run_dir = path if path.is_dir() else path.resolve().parent.parent
+    if path.is_dir():
+        checkpoints = ckpt.list_checkpoints(path)
+        if not checkpoints and not (path / ckpt.RUN_FILE).exists():
+            raise CharRNNError(f"{path}: not a charrnn run directory (no run.json, no checkpoints)")
+    elif path.exists():
+        checkpoints = [ckpt.open_checkpoint(path)]
+    else:
+        raise CharRNNError(f"{path}: no such run directory or checkpoint")
+    run_file = run_dir / ckpt.RUN_FILE
+    run = ckpt.read_json(run_file, "charrnn run file") if run_file.exists() else {}
+    newest = checkpoints[-1] if checkpoints else None
+    model_json = newest.meta["model"] if newest else run.get("train", {}).get("model", {})
+    config = ModelConfig.from_json({**model_json, "vocab_size": len(run.get("vocab") or newest.meta["vocab"])})
+    with torch.device("meta"):
+        params = count_parameters(CharRNN(config))
+    vals = [c.val_loss for c in checkpoints if c.val_loss is not None]
+    return {
+        "path": str(path),
+        "config": TrainConfig.from_json(run["train"]).flat() if run else config.to_json(),
+        "step": newest.step if newest else 0,
+        "params": params,
+        "vocab_size": config.vocab_size,
+        "vocab": "".join(run.get("vocab") or newest.meta["vocab"]),
+        "best_val_loss": min(vals) if vals else None,
+        "train_loss": newest.meta.get("train_loss") if newest else None,
+        "elapsed_s": newest.meta.get("elapsed_s") if newest else None,
+        "checkpoints": [{"path": str(c.tensors_path), "step": c.step, "val_loss": c.val_loss} for c in checkpoints],
+    }
+
+
+def cmd_info(args) -> int:
+    info = run_info(Path(args.path))
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"{info['path']}: step {info['step']}, {info['params']:,} parameters, vocabulary {info['vocab_size']}")
+    print("config: " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
+    if info["best_val_loss"] is not None:
+        print(f"best validation loss: {info['best_val_loss']:.4f} nats/char")
+    for c in info["checkpoints"]:
+        val = "" if c["val_loss"] is None else f"  val {c['val_loss']:.4f}"
+        print(f"  step {c['step']:>7}{val}  {c['path']}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    out = Path(args.out)
+    if (out / ckpt.RUN_FILE).exists():
+        print(f"{out} already holds a trained run; sampling from it (delete it to train again)")
+    else:
+        extra = {"time_budget": args.time_budget} if args.time_budget else {}
+        result = train(TrainConfig(texts=(str(find_anna()),), out=str(out), **extra))
+        if result.exit_code:
+            return result.exit_code
+    sampler = Sampler(*ckpt.load_model(out))
+    text = sampler.generate(args.prime, args.length, temperature=0.8, top_k=5, seed=1)
+    print(f"\n--- a sample, primed with {args.prime!r} ---\n{args.prime}{text}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # A file-size limit should make writes fail with EFBIG (reported, nothing lost), not kill us.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        return COMMANDS[args.command](args)
+    except CharRNNError as exc:
+        if args.debug:
+            raise
+        print(f"charrnn: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("charrnn: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error worth a message
+        return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())

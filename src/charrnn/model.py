@@ -1,0 +1,88 @@
+"""`ModelConfig` and `CharRNN`: characters -> embedding -> LSTM/GRU/RNN layers -> dropout -> logits.
+
+The notebook feeds one-hot vectors into the first LSTM layer; an embedding lookup is the same
+computation (a one-hot times a matrix picks a row) without the wasted multiply-by-zero.
+The recurrent layers are PyTorch's fused `nn.LSTM`/`nn.GRU`/`nn.RNN`, so cuDNN serves them on GPU.
+State is always a tuple of tensors shaped (layers, batch, hidden): (h, c) for LSTM, (h,) otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from .errors import CharRNNError
+
+CELLS = ("lstm", "gru", "rnn")
+State = tuple[torch.Tensor, ...]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 0  # 0 until the training text is read: the vocabulary decides it
+    cell: str = "lstm"
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.1
+    embed_dim: int = 64
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise CharRNNError(f"unknown --cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.vocab_size < 0:
+            raise CharRNNError(f"vocab_size must not be negative, got {self.vocab_size}")
+        for name in ("hidden", "layers", "embed_dim"):
+            if getattr(self, name) <= 0:
+                raise CharRNNError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise CharRNNError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class CharRNN(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.vocab_size <= 0:
+            raise CharRNNError("ModelConfig.vocab_size must be set before building a model")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.rnn = _RNN_CLASSES[config.cell](
+            config.embed_dim,
+            config.hidden,
+            num_layers=config.layers,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden, config.vocab_size)
+
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        device = device or self.head.weight.device
+        shape = (self.config.layers, batch_size, self.config.hidden)
+        count = 2 if self.config.cell == "lstm" else 1
+        return tuple(torch.zeros(shape, device=device) for _ in range(count))
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Logits (batch, steps, vocab) for every position and the state after the last step."""
+        if state is None:
+            state = self.init_state(ids.shape[0], ids.device)
+        rnn_state = state if self.config.cell == "lstm" else state[0]
+        out, new_state = self.rnn(self.embed(ids), rnn_state)
+        logits = self.head(self.drop(out))
+        return logits, new_state if isinstance(new_state, tuple) else (new_state,)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,436 @@
+"""The training loop: Adam, a warm-up and cosine schedule, global-norm clipping, the recurrent state
+carried (detached) from batch to batch and reset at each epoch, periodic validation and checkpoints.
+
+`train(config)` starts a run, `resume(run_dir, changes)` continues one exactly where its newest
+checkpoint left it: weights, optimizer moments, RNG state, carried state, data position and
+counters all come back, so on the CPU a resumed run ends bit-for-bit where an unbroken one would.
+Printing goes through `metrics.Progress`; argument parsing lives in the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import checkpoint as ckpt
+from .batches import BatchSource
+from .config import TrainConfig
+from .corpus import read_texts, train_val_split
+from .errors import CharRNNError
+from .evaluate import LN2, evaluate
+from .metrics import MetricsCSV, Progress, StepMetrics
+from .model import CharRNN, count_parameters
+from .vocab import Vocab
+
+NAN_FAULT_ENV = "CHARRNN_FAULT_NAN_AT_STEP"  # test seam: poison the loss at this step
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    step: int
+    stopped_by: str  # max_steps | epochs | time_budget | SIGINT | SIGTERM
+    train_loss: float | None
+    val_loss: float | None
+    checkpoint: Path | None
+
+    @property
+    def exit_code(self) -> int:
+        return {"SIGINT": 130, "SIGTERM": 143}.get(self.stopped_by, 0)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CharRNNError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CharRNNError("--device mps: Apple's Metal backend is not available here; use --device cpu")
+    return torch.device(name)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Data:
+    vocab: Vocab
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    fingerprint: str  # sha256 of the encoded text: a resume must see the same text
+
+
+def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
+    text = read_texts(config.texts, config.encoding, config.errors)
+    vocab = vocab or Vocab.from_text(text)
+    ids = vocab.encode(text)
+    del text
+    train_ids, val_ids = train_val_split(ids, config.val_fraction)
+    need = config.batch_size * config.seq_len + 1
+    if len(train_ids) < need:
+        total = math.ceil(need / (1 - config.val_fraction))
+        raise CharRNNError(
+            f"text too short: {len(train_ids)} training characters, but --batch-size {config.batch_size} "
+            f"--seq-len {config.seq_len} need {need} ({total} in all with --val-fraction {config.val_fraction}); "
+            "use a longer text or smaller --batch-size/--seq-len"
+        )
+    if config.val_fraction > 0 and len(val_ids) < 2:
+        raise CharRNNError("text too short for its validation split; raise --val-fraction or use --val-fraction 0")
+    return Data(vocab, train_ids, val_ids, hashlib.sha256(ids.tobytes()).hexdigest())
+
+
+# --- signals -------------------------------------------------------------------------------------
+
+
+class StopSignals:
+    """Turns SIGINT/SIGTERM into a request to stop after the current step (main thread only)."""
+
+    def __init__(self):
+        self.received: str | None = None
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for signum in previous:
+            signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _handle(self, signum, _frame):
+        if self.received == "SIGINT" and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C means now
+        self.received = signal.Signals(signum).name
+
+
+# --- the loop --------------------------------------------------------------------------------------
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: Path, data: Data, stream=None):
+        self.config = config
+        self.run_dir = run_dir
+        self.data = data
+        self.device = select_device(config.device)
+        torch.manual_seed(config.seed)
+        model_config = replace(config.model, vocab_size=len(data.vocab))
+        self.model = CharRNN(model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.batches = BatchSource(data.train_ids, config.batch_size, config.seq_len, self.device)
+        self.state = self.model.init_state(config.batch_size)
+        self.step = 0
+        self.elapsed_prior = 0.0  # training seconds spent before this process (resumed runs)
+        self.val_loss: float | None = None
+        self.val_step = -1  # the step at which val_loss was measured
+        self.best_val: float | None = None
+        self.train_loss_ema: float | None = None
+        self.stream = stream
+        self._nan_step = int(os.environ.get(NAN_FAULT_ENV, "0"))
+
+    # -- schedule ---------------------------------------------------------------------------------
+
+    def progress(self, elapsed: float) -> float:
+        """How far through the run we are, 0..1, by whichever stop condition is nearest."""
+        parts = []
+        if self.config.max_steps:
+            parts.append(self.step / self.config.max_steps)
+        if self.config.epochs:
+            parts.append(self.step / (self.config.epochs * self.batches.windows_per_epoch))
+        if self.config.time_budget:
+            parts.append(elapsed / self.config.time_budget)
+        return min(max(parts), 1.0)
+
+    def lr_at(self, elapsed: float) -> float:
+        config = self.config
+        warmup = min(1.0, (self.step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        if config.lr_schedule == "constant":
+            return config.lr * warmup
+        cosine = 0.5 * (1 + math.cos(math.pi * self.progress(elapsed)))
+        return config.lr * warmup * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+    # -- one step ---------------------------------------------------------------------------------
+
+    def train_step(self, lr: float) -> float:
+        batch = self.batches.next_batch()
+        if batch.starts_epoch:
+            self.state = self.model.init_state(self.config.batch_size)
+        logits, state = self.model(batch.inputs, self.state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
+        if self.step + 1 == self._nan_step:
+            loss = loss * float("nan")
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise self._non_finite("loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            if not torch.isfinite(norm):
+                raise self._non_finite("gradient")
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.state = tuple(s.detach() for s in state)
+        self.step += 1
+        return loss_value
+
+    def _non_finite(self, what: str) -> CharRNNError:
+        good = ckpt.list_checkpoints(self.run_dir)
+        kept = f"; the last good checkpoint is {good[-1].tensors_path}" if good else ""
+        return CharRNNError(
+            f"{what} became NaN or infinite at step {self.step + 1}; stopped without saving the bad weights{kept}. "
+            "Try a lower --lr or --grad-clip"
+        )
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def stop_reason(self, elapsed: float, signals: StopSignals) -> str | None:
+        config = self.config
+        if signals.received:
+            return signals.received
+        if config.max_steps and self.step >= config.max_steps:
+            return "max_steps"
+        if config.epochs and self.batches.epoch >= config.epochs:
+            return "epochs"
+        if config.time_budget and elapsed >= config.time_budget:
+            return "time_budget"
+        return None
+
+    def run(self, signals: StopSignals, resumed: bool) -> TrainResult:
+        progress = Progress(
+            self.config.max_steps, self.step, every=max(1, self.config.eval_every // 10), stream=self.stream
+        )
+        metrics = MetricsCSV(self.run_dir / "metrics.csv", resume_from_step=self.step if resumed else None)
+        start = time.perf_counter()
+        last_saved_step = self.step if resumed else -1
+        self._announce(progress, resumed)
+        try:
+            while (reason := self.stop_reason(self.elapsed_prior + time.perf_counter() - start, signals)) is None:
+                step_start = time.perf_counter()
+                lr = self.lr_at(self.elapsed_prior + step_start - start)
+                loss = self.train_step(lr)
+                self.train_loss_ema = loss if self.train_loss_ema is None else 0.95 * self.train_loss_ema + 0.05 * loss
+                chars_per_s = self.config.batch_size * self.config.seq_len / (time.perf_counter() - step_start)
+                val = self.validate() if self.step % self.config.eval_every == 0 else None
+                row = self._row(loss, val, lr, chars_per_s, self.elapsed_prior + time.perf_counter() - start)
+                metrics.write(row)
+                progress.step(row, self._line(row))
+                if self.step % self.config.save_every == 0:
+                    metrics.flush()
+                    self.save(self.elapsed_prior + time.perf_counter() - start)
+                    last_saved_step = self.step
+            if self.step != last_saved_step:
+                if reason not in ("SIGINT", "SIGTERM") and self.val_step != self.step:
+                    self.validate()
+                metrics.flush()
+                self.save(self.elapsed_prior + time.perf_counter() - start)
+        finally:
+            metrics.close()
+            progress.close()
+        return self._finish(progress, reason)
+
+    def validate(self) -> float | None:
+        if len(self.data.val_ids) < 2:
+            return None
+        self.val_loss, self.val_step = evaluate(self.model, self.data.val_ids).loss, self.step
+        self.best_val = self.val_loss if self.best_val is None else min(self.best_val, self.val_loss)
+        return self.val_loss
+
+    def _row(self, loss, val, lr, chars_per_s, elapsed) -> StepMetrics:
+        epoch = self.batches.epoch + self.batches.window / self.batches.windows_per_epoch
+        return StepMetrics(self.step, epoch, elapsed, loss, val, lr, chars_per_s)
+
+    @staticmethod
+    def _line(row: StepMetrics) -> str:
+        line = f"epoch {row.epoch:.2f} step {row.step} | train {row.train_loss:.4f}"
+        if row.val_loss is not None:
+            line += f" | val {row.val_loss:.4f} nats {row.val_loss / LN2:.4f} bpc"
+        return line + f" | lr {row.lr:.2e} | {row.chars_per_s:,.0f} chars/s"
+
+    def _announce(self, progress: Progress, resumed: bool) -> None:
+        params, chars = count_parameters(self.model), len(self.data.train_ids)
+        verb = f"resuming at step {self.step}" if resumed else "training"
+        progress.message(
+            f"{verb}: {params:,} parameters, {chars:,} training characters, {len(self.data.val_ids):,} validation, "
+            f"vocabulary {len(self.data.vocab)}, device {self.device}"
+        )
+        if params < chars / 100:
+            progress.message(
+                "hint: far fewer parameters than characters; the model will likely underfit (raise --hidden)"
+            )
+        elif params > 10 * chars:
+            progress.message("hint: far more parameters than characters; watch for overfitting (raise --dropout)")
+
+    def _finish(self, progress: Progress, reason: str) -> TrainResult:
+        latest = ckpt.list_checkpoints(self.run_dir)
+        path = latest[-1].tensors_path if latest else None
+        if reason in ("SIGINT", "SIGTERM"):
+            progress.message(f"stopped by {reason} at step {self.step}; saved {path}")
+            progress.message(f"resume with: charrnn train --resume {self.run_dir}")
+        else:
+            summary = f"done at step {self.step} ({reason}); saved {path}"
+            if self.val_loss is not None:
+                summary += f"; validation {self.val_loss:.4f} nats/char ({self.val_loss / LN2:.4f} bpc)"
+            progress.message(summary)
+            if self.val_loss is not None and self.train_loss_ema and self.val_loss > 1.15 * self.train_loss_ema:
+                progress.message(
+                    "hint: validation loss is well above training loss: overfitting; raise --dropout or shrink the model"
+                )
+        return TrainResult(self.run_dir, self.step, reason, self.train_loss_ema, self.val_loss, path)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def save(self, elapsed: float) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim_state = self.optimizer.state_dict()
+        for index, param_state in optim_state["state"].items():
+            for key, value in param_state.items():
+                tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        for index, tensor in enumerate(self.state):
+            tensors[f"state.{index}"] = tensor
+        meta = {
+            "step": self.step,
+            "epoch": self.batches.epoch + self.batches.window / self.batches.windows_per_epoch,
+            "train_loss": self.train_loss_ema,
+            "val_loss": self.val_loss if self.val_step == self.step else None,
+            "best_val_loss": self.best_val,
+            "elapsed_s": elapsed,
+            "position": self.batches.state_dict(),
+            "optimizer_groups": [{k: v for k, v in g.items() if k != "params"} for g in optim_state["param_groups"]],
+            "model": self.model.config.to_json(),
+            "vocab": self.data.vocab.to_json(),
+        }
+        ckpt.save_checkpoint(self.run_dir, tensors, meta)
+        ckpt.update_best_pointer(self.run_dir)
+        ckpt.prune_checkpoints(self.run_dir, self.config.keep)
+
+    def restore(self, info: ckpt.CheckpointInfo, tensors: dict[str, torch.Tensor]) -> None:
+        meta = info.meta
+        model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_state)
+        per_param: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                per_param.setdefault(int(index), {})[name] = value
+        groups = [
+            {**g, "params": list(range(len(self.optimizer.param_groups[0]["params"])))}
+            for g in meta["optimizer_groups"]
+        ]
+        self.optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+        torch.set_rng_state(tensors["rng.torch"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        count = sum(1 for k in tensors if k.startswith("state."))
+        self.state = tuple(tensors[f"state.{i}"].to(self.device) for i in range(count))
+        self.batches.load_state_dict(meta["position"])
+        self.step = int(meta["step"])
+        self.elapsed_prior = float(meta["elapsed_s"])
+        self.val_loss = meta.get("val_loss")
+        self.val_step = self.step if self.val_loss is not None else -1
+        self.best_val = meta.get("best_val_loss")
+        self.train_loss_ema = meta.get("train_loss")
+
+
+# --- entry points ------------------------------------------------------------------------------------
+
+
+def _run_json(config: TrainConfig, data: Data) -> dict:
+    return {
+        "program": ckpt.PROGRAM,
+        "format": ckpt.FORMAT_VERSION,
+        "train": config.to_json(),
+        "vocab": data.vocab.to_json(),
+        "text_sha256": data.fingerprint,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _make_run_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CharRNNError(f"cannot create output directory {path}: {exc.strerror}") from exc
+    if not os.access(path, os.W_OK):
+        raise CharRNNError(f"output directory {path} is not writable")
+
+
+def train(config: TrainConfig, stream=None) -> TrainResult:
+    """Start a new run in `config.out` (which must not hold one already)."""
+    run_dir = Path(config.out)
+    if not config.texts:
+        raise CharRNNError("no text files given to train on")
+    if (run_dir / ckpt.RUN_FILE).exists():
+        raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
+    config = replace(config, texts=tuple(str(Path(t).resolve()) for t in config.texts))
+    data = prepare_data(config)
+    _make_run_dir(run_dir)
+    with ckpt.RunLock(run_dir):
+        trainer = Trainer(config, run_dir, data, stream)
+        ckpt.atomic_write_json(run_dir / ckpt.RUN_FILE, _run_json(config, data))
+        return _run_with_signals(trainer, resumed=False)
+
+
+def resume(run_dir: str | os.PathLike, changes: dict | None = None, stream=None) -> TrainResult:
+    """Continue the run in `run_dir` from its newest checkpoint; `changes` may alter only how long it runs."""
+    run_dir = Path(run_dir)
+    run = ckpt.read_json(run_dir / ckpt.RUN_FILE, "charrnn run file")
+    ckpt.check_header(run, run_dir / ckpt.RUN_FILE)
+    config = TrainConfig.from_json(run["train"]).with_changes(changes or {})
+    vocab = Vocab.from_json(run["vocab"])
+    with ckpt.RunLock(run_dir):
+        ckpt.clean_temporaries(run_dir)
+        checkpoints = ckpt.list_checkpoints(run_dir)
+        if not checkpoints:
+            raise CharRNNError(f"{run_dir}: no checkpoint to resume from; start it again with charrnn train")
+        newest = checkpoints[-1]
+        try:
+            tensors = ckpt.load_tensors(newest)
+        except CharRNNError as exc:
+            good = ckpt.newest_good(checkpoints)
+            hint = (
+                f"; the newest good one is {good.meta_path.name}: delete the damaged files to resume from it"
+                if good
+                else ""
+            )
+            raise CharRNNError(f"{exc}{hint}") from exc
+        data = prepare_data(config, vocab)
+        if data.fingerprint != run["text_sha256"]:
+            raise CharRNNError(f"the training text changed since {run_dir} was started; resume needs the same text")
+        trainer = Trainer(config, run_dir, data, stream)
+        trainer.restore(newest, tensors)
+        ckpt.atomic_write_json(run_dir / ckpt.RUN_FILE, {**run, "train": config.to_json()})
+        if trainer.stop_reason(trainer.elapsed_prior, StopSignals()) is not None:
+            raise CharRNNError(
+                f"{run_dir} already finished at step {trainer.step}; pass a larger --max-steps, --epochs or --time-budget"
+            )
+        return _run_with_signals(trainer, resumed=True)
+
+
+def _run_with_signals(trainer: Trainer, resumed: bool) -> TrainResult:
+    signals = StopSignals()
+    with signals.installed():
+        return trainer.run(signals, resumed)
