@@ -171,7 +171,11 @@ def load_tensors(info: CheckpointInfo) -> dict[str, torch.Tensor]:
 
 def open_checkpoint(path: Path) -> CheckpointInfo:
     """A checkpoint named by either of its files."""
+    if path.suffix not in (".safetensors", ".json"):
+        raise CharRNNError(f"{path}: not a charrnn checkpoint (expected step-*.safetensors with its .json beside it)")
     meta_path = path.with_suffix(".json")
+    if not meta_path.exists():
+        raise CharRNNError(f"{path}: not a charrnn checkpoint (no {meta_path.name} beside it)")
     meta = read_json(meta_path, "charrnn checkpoint")
     check_header(meta, meta_path)
     for key in ("step", "model", "vocab", "sha256"):

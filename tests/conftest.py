@@ -1,0 +1,59 @@
+"""Shared fixtures: small texts, and tiny trained runs made once per test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import charrnn
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+ANNA = DATA_DIR / "anna.txt"
+
+# Small enough to train in seconds, big enough that every stage is exercised.
+TINY_FLAGS = dict(hidden=32, layers=2, embed_dim=16, dropout=0.1)
+TINY_TRAIN = dict(batch_size=8, seq_len=32, lr=1e-2, warmup_steps=5, eval_every=10, save_every=10, seed=7)
+
+
+def anna_slice(chars: int) -> str:
+    if not ANNA.exists():
+        pytest.skip(f"{ANNA} not found")
+    with open(ANNA, encoding="utf-8") as f:
+        return f.read(chars)
+
+
+@pytest.fixture(scope="session")
+def anna_50k(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "anna50k.txt"
+    path.write_text(anna_slice(50_000), encoding="utf-8")
+    return path
+
+
+def tiny_config(text: Path, out: Path, **overrides) -> charrnn.TrainConfig:
+    model = charrnn.ModelConfig(**{**TINY_FLAGS, **overrides.pop("model", {})})
+    return charrnn.TrainConfig(texts=(str(text),), out=str(out), model=model, **{**TINY_TRAIN, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, anna_50k) -> Path:
+    """A tiny LSTM trained for 30 steps with checkpoints at 10, 20, 30 (do not modify it in tests)."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    charrnn.train(tiny_config(anna_50k, out, max_steps=30), stream=open(os.devnull, "w"))
+    return out
+
+
+def run_cli(*args, env_extra: dict | None = None, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """The real command line, in a new process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        **kwargs,
+    )

@@ -1,0 +1,141 @@
+"""The real command line, in subprocesses: commands, output formats, and every bad input a user can give."""
+
+import json
+import re
+import shutil
+
+import pytest
+from conftest import run_cli
+
+TINY = ["--hidden", "32", "--embed-dim", "16", "--batch-size", "8", "--seq-len", "32", "--lr", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_run):
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "empty.txt").write_bytes(b"")
+    (d / "binary.bin").write_bytes(bytes(range(256)) * 10)
+    (d / "latin1.txt").write_bytes("good text\nthen café".encode("latin-1"))
+    (d / "short.txt").write_text("too short\n")
+    (d / "unknown.txt").write_text("text with ☃ snowmen")
+    (d / "emptyrun").mkdir()
+    foreign = d / "foreign"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "checkpoints" / "step-000001.json").write_text(json.dumps({"program": "other", "step": 1}))
+    (foreign / "checkpoints" / "step-000001.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (d / "model.pt").write_bytes(b"PK\x03\x04 a pickle zip")
+    (d / "notadir").write_text("a file")
+    return d
+
+
+BAD_INPUTS = [
+    # (what, argv with {d} for the inputs folder and {run} for a trained run, expected message)
+    ("missing file", "train {d}/nope.txt", "no such file"),
+    ("directory", "train {d}", "is a directory"),
+    ("empty file", "train {d}/empty.txt", "is empty"),
+    ("binary file", "train {d}/binary.bin", "binary"),
+    ("not UTF-8", "train {d}/latin1.txt", "not valid utf-8 at byte 18 .line 2, column 9.*--encoding"),
+    ("too short", "train {d}/short.txt", "text too short.*need"),
+    ("seq-len 0", "train {d}/short.txt --seq-len 0", "--seq-len must be positive"),
+    ("batch-size negative", "train {d}/short.txt --batch-size -4", "--batch-size must be positive"),
+    ("lr 0", "train {d}/short.txt --lr 0", "--lr must be positive"),
+    ("dropout 1", "train {d}/short.txt --dropout 1", "--dropout must be in"),
+    ("hidden 0", "train {d}/short.txt --hidden 0", "--hidden must be positive"),
+    ("layers 0", "train {d}/short.txt --layers 0", "--layers must be positive"),
+    ("unknown cell", "train {d}/short.txt --cell transformer", "invalid choice"),
+    ("nonsense flag", "train {d}/short.txt --frobnicate", "unrecognized arguments"),
+    ("bad duration", "train {d}/short.txt --time-budget soon", "invalid duration"),
+    ("bad device", "train {d}/short.txt --device tpu", "unknown --device"),
+    ("no text", "train", "give one or more text files"),
+    ("unwritable out", "train {anna} --out {d}/notadir/run --max-steps 1", "cannot create output directory"),
+    ("resume nothing", "train --resume {d}/emptyrun", "run.json: no such file"),
+    ("negative length", "sample {run} --length -5", "--length must not be negative"),
+    ("temperature", "sample {run} --temperature -1", "--temperature must not be negative"),
+    ("top-p 0", "sample {run} --top-p 0", "--top-p must be in"),
+    ("top-p 1.5", "sample {run} --top-p 1.5", "--top-p must be in"),
+    ("top-k", "sample {run} --top-k -1", "--top-k must not be negative"),
+    ("num-samples", "sample {run} --num-samples 0", "--num-samples must be positive"),
+    ("unknown prime", "sample {run} --prime Snow☃man", "not in the model's vocabulary: '☃'"),
+    ("bad --checkpoint", "sample {run} --checkpoint 999", "no checkpoint at step 999"),
+    ("no checkpoint", "sample {d}/emptyrun", "no checkpoint found"),
+    ("foreign run", "sample {d}/foreign", "no checkpoint found"),
+    ("foreign checkpoint", "sample {d}/foreign/checkpoints/step-000001.safetensors", "another program"),
+    ("pickle file", "sample {d}/model.pt", "not a charrnn checkpoint"),
+    ("missing run", "sample {d}/nowhere", "no such run directory"),
+    ("eval unknown chars", "eval {run} {d}/unknown.txt", "not in the model's vocabulary: '☃'"),
+    ("eval too short", "eval {run} {d}/oneline.txt", "too short to evaluate"),
+    ("info not a run", "info {d}/emptyrun", "not a charrnn run directory"),
+]
+
+
+@pytest.mark.parametrize("what, argv, message", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_gets_one_line_and_a_nonzero_exit(files, tiny_run, anna_50k, what, argv, message):
+    (files / "oneline.txt").write_text("a")
+    before = sorted(p.name for p in tiny_run.rglob("*"))
+    args = argv.format(d=files, run=tiny_run, anna=anna_50k).split()
+    result = run_cli(*args, cwd=files)
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("charrnn: error:")
+
+    assert re.search(message, lines[0]), lines[0]
+    assert sorted(p.name for p in tiny_run.rglob("*")) == before  # nothing saved was touched
+
+
+def test_sample_streams_the_prime_and_new_text(tiny_run):
+    result = run_cli("sample", tiny_run, "--prime", "Far", "--length", "80", "--top-k", "5", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Far") and len(result.stdout) == 3 + 80 + 1
+    again = run_cli("sample", tiny_run, "--prime", "Far", "--length", "80", "--top-k", "5", "--seed", "3")
+    assert again.stdout == result.stdout
+
+
+def test_sample_several_at_once(tiny_run):
+    result = run_cli("sample", tiny_run, "--num-samples", "3", "--length", "20", "--prime", "A", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("--- sample") == 3
+
+
+def test_eval_json(tiny_run, anna_50k):
+    result = run_cli("eval", tiny_run, anna_50k, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) == {"loss", "bpc", "chars"} and report["chars"] == 49_999
+    assert 1.0 < report["loss"] < 4.0
+
+
+def test_info_json_has_the_keys_scripts_rely_on(tiny_run):
+    result = run_cli("info", tiny_run, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert {"config", "step", "params", "vocab_size", "best_val_loss", "checkpoints"} <= set(info)
+    assert info["step"] == 30 and info["config"]["batch_size"] == 8 and info["config"]["hidden"] == 32
+    assert info["config"]["seq_len"] == 32 and info["config"]["max_steps"] == 30
+    assert [c["step"] for c in info["checkpoints"]] == [10, 20, 30]
+    assert info["best_val_loss"] == min(c["val_loss"] for c in info["checkpoints"])
+    assert run_cli("info", tiny_run).returncode == 0
+
+
+def test_train_cli_then_resume_with_a_new_stop(tmp_path, anna_50k):
+    out = tmp_path / "run"
+    first = run_cli(
+        "train", anna_50k, "--out", out, *TINY, "--max-steps", "12", "--save-every", "6", "--eval-every", "6"
+    )
+    assert first.returncode == 0, first.stderr
+    assert "parameters" in first.stdout and "chars/s" in first.stdout and "bpc" in first.stdout
+    second = run_cli("train", "--resume", out, "--max-steps", "18")
+    assert second.returncode == 0, second.stderr
+    assert "resuming at step 12" in second.stdout
+    assert json.loads(run_cli("info", out, "--json").stdout)["step"] == 18
+    refused = run_cli("train", "--resume", out, "--max-steps", "24", "--hidden", "64")
+    assert refused.returncode == 1 and "cannot change --hidden" in refused.stderr
+
+
+def test_sample_from_a_copied_checkpoint_file_alone(tmp_path, tiny_run):
+    source = next((tiny_run / "checkpoints").glob("step-000030*.safetensors"))
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(source.with_suffix(suffix), tmp_path / ("alone" + suffix))
+    result = run_cli("sample", tmp_path / "alone.safetensors", "--length", "10", "--seed", "1")
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,37 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from charrnn.evaluate import evaluate
+from charrnn.model import CharRNN, ModelConfig
+
+
+def reference_loss(model, ids):
+    """One single stream over the whole text: the definition that evaluate must match."""
+    with torch.no_grad():
+        x = torch.as_tensor(ids[:-1], dtype=torch.long)[None]
+        y = torch.as_tensor(ids[1:], dtype=torch.long)
+        logits, _ = model.eval()(x)
+        return F.cross_entropy(logits[0], y).item()
+
+
+@pytest.mark.parametrize("n_chars, streams, seq_len", [(1000, 1, 1000), (1000, 8, 16), (997, 7, 10), (40, 64, 250)])
+def test_evaluate_scores_every_character_once(n_chars, streams, seq_len):
+    torch.manual_seed(0)
+    ids = np.random.default_rng(0).integers(0, 9, n_chars).astype(np.uint8)
+    model = CharRNN(ModelConfig(vocab_size=9, hidden=16, layers=1, embed_dim=4))
+    result = evaluate(model, ids, streams, seq_len)
+    assert result.chars == n_chars - 1
+    if streams == 1:
+        assert result.loss == pytest.approx(reference_loss(model, ids), rel=1e-5)
+    assert result.bpc == pytest.approx(result.loss / math.log(2))
+
+
+def test_evaluate_leaves_training_mode_alone():
+    model = CharRNN(ModelConfig(vocab_size=4, hidden=8, layers=2, dropout=0.5)).train()
+    ids = np.arange(100, dtype=np.uint8) % 4
+    assert evaluate(model, ids).loss == evaluate(model, ids).loss  # dropout off: deterministic
+    assert model.training

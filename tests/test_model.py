@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN, ModelConfig, count_parameters
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_carried_state_equals_one_long_pass(cell):
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=11, cell=cell, hidden=16, layers=2, embed_dim=8)).eval()
+    ids = torch.randint(0, 11, (3, 20))
+    whole, _ = model(ids)
+    first, state = model(ids[:, :7])
+    second, _ = model(ids[:, 7:], state)
+    assert whole.shape == (3, 20, 11)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole)
+
+
+def test_state_shapes():
+    model = CharRNN(ModelConfig(vocab_size=5, hidden=12, layers=3))
+    assert [tuple(s.shape) for s in model.init_state(4)] == [(3, 4, 12)] * 2
+    gru = CharRNN(ModelConfig(vocab_size=5, cell="gru", hidden=12, layers=3))
+    assert [tuple(s.shape) for s in gru.init_state(4)] == [(3, 4, 12)]
+
+
+def test_parameter_count_matches_the_formula():
+    config = ModelConfig(vocab_size=83, hidden=512, layers=2, embed_dim=83)
+    lstm = 4 * 512 * (83 + 512 + 2) + 4 * 512 * (512 + 512 + 2)
+    assert count_parameters(CharRNN(config)) == 83 * 83 + lstm + 512 * 83 + 83
+
+
+@pytest.mark.parametrize(
+    "changes", [dict(cell="transformer"), dict(hidden=0), dict(layers=-1), dict(dropout=1.0), dict(dropout=-0.1)]
+)
+def test_bad_configs_are_refused(changes):
+    with pytest.raises(CharRNNError):
+        ModelConfig(vocab_size=5, **changes)
+
+
+def test_model_needs_a_vocabulary_size():
+    with pytest.raises(CharRNNError):
+        CharRNN(ModelConfig())

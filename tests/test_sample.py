@@ -1,0 +1,109 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.sample import RecurrentStep, Sampler, SamplingOptions, pick_next
+from charrnn.vocab import Vocab
+
+VOCAB = Vocab.from_text("abcdefghij \n")
+
+
+def sampler(cell="lstm", seed=0) -> Sampler:
+    torch.manual_seed(seed)
+    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), cell=cell, hidden=24, layers=2, embed_dim=8))
+    return Sampler(model, VOCAB)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_single_steps_match_the_fused_layers(cell):
+    s = sampler(cell)
+    ids = torch.randint(0, len(VOCAB), (3, 9))
+    with torch.inference_mode():
+        expected, expected_state = s.model(ids)
+        state = s.model.init_state(3)
+        for t in range(9):
+            logits, state = s._step(ids[:, t], state)
+            torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-5)
+    for got, want in zip(state, expected_state, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_same_seed_same_text_and_stream_equals_generate():
+    s = sampler()
+    text = s.generate("abc", 60, seed=5, top_k=4)
+    assert len(text) == 60
+    assert s.generate("abc", 60, seed=5, top_k=4) == text
+    assert "".join(s.stream("abc", 60, seed=5, top_k=4)) == text
+    assert s.generate("abc", 60, seed=6, top_k=4) != text
+
+
+def test_greedy_is_deterministic_and_equals_temperature_zero():
+    s = sampler()
+    greedy = s.generate("ab", 40, greedy=True, seed=1)
+    assert s.generate("ab", 40, greedy=True, seed=2) == greedy
+    assert s.generate("ab", 40, temperature=0, seed=3) == greedy
+
+
+def test_batch_of_samples_matches_their_count_and_differs():
+    samples = sampler().generate_many("a", 50, num_samples=4, seed=3)
+    assert len(samples) == 4 and all(len(t) == 50 for t in samples)
+    assert len(set(samples)) > 1
+
+
+def test_empty_prime_and_zero_length():
+    s = sampler()
+    assert len(s.generate("", 10, seed=1)) == 10
+    assert s.generate("abc", 0) == ""
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(temperature=-1), dict(top_k=-1), dict(top_p=0), dict(top_p=1.5), dict(max_new_chars=-1)],
+)
+def test_bad_options_raise_before_any_output(kwargs):
+    with pytest.raises(CharRNNError):
+        sampler().stream("ab", **kwargs)
+
+
+def test_unknown_prime_characters_are_named():
+    with pytest.raises(CharRNNError, match="'Z'"):
+        sampler().generate("aZb", 5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    logits=st.lists(st.floats(-8, 8), min_size=6, max_size=6),
+    top_k=st.integers(0, 6),
+    top_p=st.floats(0.05, 1.0),
+    seed=st.integers(0, 2**31),
+)
+def test_top_k_and_top_p_never_pick_outside_the_allowed_set(logits, top_k, top_p, seed):
+    row = torch.tensor([logits])
+    probs = torch.softmax(row[0], 0)
+    order = torch.argsort(row[0], descending=True, stable=True).tolist()
+    allowed = set(order[:top_k] if top_k else order)
+    ranked = probs[order]
+    # nucleus: the smallest prefix of the ranking whose mass reaches top_p
+    cumulative = torch.cumsum(ranked, 0)
+    nucleus = set(order[: int((cumulative - ranked < top_p).sum())])
+    generator = torch.Generator().manual_seed(seed)
+    options = SamplingOptions(top_k=top_k, top_p=top_p)
+    ties = {i for i, v in enumerate(logits) if any(v == logits[j] for j in allowed | nucleus)}
+    for _ in range(20):
+        picked = pick_next(row, options, generator).item()
+        assert picked in ((allowed | ties) & (nucleus | ties))
+
+
+def test_top_k_one_is_greedy():
+    row = torch.tensor([[0.1, 3.0, 2.9, -1.0]])
+    generator = torch.Generator().manual_seed(0)
+    assert {pick_next(row, SamplingOptions(top_k=1), generator).item() for _ in range(30)} == {1}
+
+
+def test_recurrent_step_reads_weights_without_copying_the_head():
+    s = sampler()
+    assert isinstance(s._step, RecurrentStep)
+    assert s._step.input_table.shape == (len(VOCAB), 4 * 24)

@@ -1,0 +1,104 @@
+import os
+
+import pytest
+import torch
+from conftest import tiny_config
+
+import charrnn
+from charrnn import checkpoint as ckpt
+from charrnn.config import TrainConfig
+from charrnn.errors import CharRNNError
+from charrnn.metrics import COLUMNS, read_metrics
+from charrnn.train import NAN_FAULT_ENV
+
+QUIET = open(os.devnull, "w")  # noqa: SIM115
+
+
+def weights(run_dir, which="latest"):
+    return ckpt.resolve_checkpoint(run_dir, which)[1]
+
+
+def test_training_lowers_the_loss_and_writes_a_row_per_step(tiny_run):
+    rows = read_metrics(tiny_run / "metrics.csv")
+    assert tuple(rows[0]) == COLUMNS
+    assert [int(r["step"]) for r in rows] == list(range(1, 31))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]) - 0.5
+    assert [r["step"] for r in rows if r["val_loss"]] == ["10", "20", "30"]
+    assert [c.step for c in ckpt.list_checkpoints(tiny_run)] == [10, 20, 30]
+
+
+def test_resume_continues_bit_for_bit(tmp_path, anna_50k):
+    # A constant schedule so that the first leg's --max-steps does not change its learning rates.
+    straight = charrnn.train(tiny_config(anna_50k, tmp_path / "a", max_steps=25, lr_schedule="constant"), QUIET)
+    charrnn.train(tiny_config(anna_50k, tmp_path / "b", max_steps=13, lr_schedule="constant"), QUIET)
+    resumed = charrnn.resume(tmp_path / "b", {"max_steps": 25}, QUIET)
+    assert straight.step == resumed.step == 25
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows_a, rows_b = read_metrics(tmp_path / "a" / "metrics.csv"), read_metrics(tmp_path / "b" / "metrics.csv")
+    assert [(r["step"], r["train_loss"], r["val_loss"]) for r in rows_a] == [
+        (r["step"], r["train_loss"], r["val_loss"]) for r in rows_b
+    ]
+
+
+def test_resume_refuses_changes_that_alter_the_model(tmp_path, tiny_run):
+    for change in ({"hidden": 64}, {"cell": "gru"}, {"batch_size": 3}, {"lr": 0.5}):
+        with pytest.raises(CharRNNError, match="cannot change"):
+            charrnn.resume(tiny_run, change, QUIET)
+
+
+def test_new_stop_flags_replace_the_old_ones():
+    config = TrainConfig(texts=("x",), time_budget=60)
+    changed = config.with_changes({"max_steps": 100})
+    assert (changed.max_steps, changed.time_budget, changed.epochs) == (100, None, None)
+    assert config.with_changes({"eval_every": 5}).time_budget == 60
+
+
+def test_a_finished_run_says_how_to_go_on(tiny_run):
+    with pytest.raises(CharRNNError, match="already finished at step 30.*--max-steps"):
+        charrnn.resume(tiny_run, {}, QUIET)
+
+
+def test_training_into_an_existing_run_is_refused(tiny_run, anna_50k):
+    with pytest.raises(CharRNNError, match="already holds a run"):
+        charrnn.train(tiny_config(anna_50k, tiny_run, max_steps=5), QUIET)
+
+
+def test_non_finite_loss_stops_without_saving_bad_weights(tmp_path, anna_50k, monkeypatch):
+    monkeypatch.setenv(NAN_FAULT_ENV, "15")
+    out = tmp_path / "nan"
+    with pytest.raises(CharRNNError, match=r"NaN or infinite at step 15.*step-000010.*lower --lr"):
+        charrnn.train(tiny_config(anna_50k, out, max_steps=30), QUIET)
+    assert [c.step for c in ckpt.list_checkpoints(out)] == [10]
+    assert all(torch.isfinite(t).all() for t in weights(out).values() if t.is_floating_point())
+
+
+def test_text_too_short_says_how_long_it_must_be(tmp_path):
+    text = tmp_path / "short.txt"
+    text.write_text("a short text, not enough for one batch\n" * 3)
+    with pytest.raises(CharRNNError, match=r"need 257 \(286 in all"):
+        charrnn.train(tiny_config(text, tmp_path / "out", max_steps=5), QUIET)
+    assert not (tmp_path / "out").exists()
+
+
+def test_time_budget_and_epochs_stop_the_run(tmp_path, anna_50k):
+    by_time = charrnn.train(tiny_config(anna_50k, tmp_path / "t", time_budget=1.0), QUIET)
+    assert by_time.stopped_by == "time_budget"
+    by_epochs = charrnn.train(tiny_config(anna_50k, tmp_path / "e", epochs=1, batch_size=64, seq_len=200), QUIET)
+    assert by_epochs.stopped_by == "epochs" and by_epochs.step == 4  # 45,000 chars / 64 streams = 703 -> 4 windows
+
+
+def test_default_stop_is_a_time_budget():
+    assert TrainConfig(texts=("x",)).time_budget == 300
+    assert TrainConfig(texts=("x",), max_steps=10).time_budget is None
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("batch_size", 0), ("seq_len", -1), ("lr", 0), ("val_fraction", 1.0), ("lr_schedule", "step"), ("device", "tpu")],
+)
+def test_bad_training_flags(field, value):
+    with pytest.raises(CharRNNError):
+        TrainConfig(texts=("x",), **{field: value})
