@@ -24,14 +24,12 @@ def test_every_target_is_the_next_character_and_each_is_used_once(n_chars, batch
     ids = np.arange(n_chars, dtype=np.int64)  # id == position, so targets can be checked exactly
     source = BatchSource(ids, batch_size, seq_len)
     seen = []
-    previous = None
-    for inputs, targets in epoch_pairs(source):
+    pairs = epoch_pairs(source)
+    for inputs, targets in pairs:
         assert (targets == inputs + 1).all()  # inside the window
-        if previous is not None:
-            assert (inputs[:, 0] == previous[:, -1] + 1).all()  # row i continues row i across windows
-            assert (inputs[:, 0] == previous_targets[:, -1]).all()
-        previous, previous_targets = inputs, targets
         seen.extend(inputs.ravel().tolist())
+    for (inputs, _), (_, previous_targets) in zip(pairs[1:], pairs[:-1], strict=True):
+        assert (inputs[:, 0] == previous_targets[:, -1]).all()  # row i continues row i across windows
     unused = (n_chars - 1) % batch_size
     assert sorted(seen) == list(range(n_chars - 1 - unused))
     assert source.epoch == 1 and source.window == 0

@@ -32,7 +32,7 @@ def test_best_is_lowest_validation_loss(tmp_path):
     save(tmp_path, 10, 2.0)
     save(tmp_path, 20, 2.5)
     save(tmp_path, 30, None)
-    info, tensors = ckpt.resolve_checkpoint(tmp_path, "best")
+    info, _ = ckpt.resolve_checkpoint(tmp_path, "best")
     assert info.step == 10
     assert ckpt.resolve_checkpoint(tmp_path, "latest")[0].step == 30
     assert ckpt.resolve_checkpoint(tmp_path, "20")[0].step == 20

@@ -5,6 +5,7 @@ import re
 import shutil
 
 import pytest
+
 from conftest import run_cli
 
 TINY = ["--hidden", "32", "--embed-dim", "16", "--batch-size", "8", "--seq-len", "32", "--lr", "0.01"]

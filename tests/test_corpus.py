@@ -21,7 +21,7 @@ def test_universal_newlines(tmp_path):
         (lambda p: p.write_bytes(b""), "empty"),
         (lambda p: p.write_bytes(b"\x7fELF\x02\x01\x00\x00binary"), "binary"),
         (
-            lambda p: p.write_bytes("ok line\nbad: ".encode() + b"\xff\xfe rest"),
+            lambda p: p.write_bytes(b"ok line\nbad: " + b"\xff\xfe rest"),
             r"byte 13 \(line 2, column 6\).*--encoding",
         ),
     ],

@@ -2,7 +2,6 @@ import os
 
 import pytest
 import torch
-from conftest import tiny_config
 
 import charrnn
 from charrnn import checkpoint as ckpt
@@ -10,8 +9,9 @@ from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.metrics import COLUMNS, read_metrics
 from charrnn.train import NAN_FAULT_ENV
+from conftest import tiny_config
 
-QUIET = open(os.devnull, "w")  # noqa: SIM115
+QUIET = open(os.devnull, "w")
 
 
 def weights(run_dir, which="latest"):
@@ -57,7 +57,7 @@ def test_new_stop_flags_replace_the_old_ones():
 
 
 def test_a_finished_run_says_how_to_go_on(tiny_run):
-    with pytest.raises(CharRNNError, match="already finished at step 30.*--max-steps"):
+    with pytest.raises(CharRNNError, match=r"already finished at step 30.*--max-steps"):
         charrnn.resume(tiny_run, {}, QUIET)
 
 

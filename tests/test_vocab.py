@@ -43,8 +43,6 @@ def test_ids_use_one_byte_for_small_vocabularies():
 
 def test_unknown_characters_are_named():
     vocab = Vocab.from_text("abc")
-    with pytest.raises(CharRNNError, match="'z'.*|'€'"):
-        vocab.encode("abz€")
     with pytest.raises(CharRNNError) as err:
         vocab.encode("ab€z")
     assert "'z'" in str(err.value) and "'€'" in str(err.value)
