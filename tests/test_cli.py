@@ -3,6 +3,8 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -37,6 +39,7 @@ BAD_INPUTS = [
     ("binary file", "train {d}/binary.bin", "binary"),
     ("not UTF-8", "train {d}/latin1.txt", "not valid utf-8 at byte 18 .line 2, column 9.*--encoding"),
     ("too short", "train {d}/short.txt", "text too short.*need"),
+    ("no room for validation", "train {d}/short.txt --batch-size 1 --seq-len 2", "too short for its validation split"),
     ("seq-len 0", "train {d}/short.txt --seq-len 0", "--seq-len must be positive"),
     ("batch-size negative", "train {d}/short.txt --batch-size -4", "--batch-size must be positive"),
     ("lr 0", "train {d}/short.txt --lr 0", "--lr must be positive"),
@@ -91,6 +94,16 @@ def test_sample_streams_the_prime_and_new_text(tiny_run):
     assert result.stdout.startswith("Far") and len(result.stdout) == 3 + 80 + 1
     again = run_cli("sample", tiny_run, "--prime", "Far", "--length", "80", "--top-k", "5", "--seed", "3")
     assert again.stdout == result.stdout
+
+
+def test_sample_into_a_closed_pipe_is_quiet(tiny_run):
+    result = subprocess.run(
+        f"{sys.executable} -m charrnn sample {tiny_run} --length 20000 | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
+    assert len(result.stdout) == 10 and result.stderr == ""
 
 
 def test_sample_several_at_once(tiny_run):

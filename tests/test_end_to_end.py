@@ -5,6 +5,7 @@ import math
 from collections import Counter
 
 from charrnn.corpus import train_val_split
+
 from conftest import anna_slice, run_cli
 
 

@@ -14,6 +14,7 @@ import torch
 from charrnn import checkpoint as ckpt
 from charrnn.checkpoint import FAULT_ENV
 from charrnn.metrics import read_metrics
+
 from conftest import run_cli
 
 FLAGS = ["--hidden", "64", "--embed-dim", "16", "--batch-size", "16", "--seq-len", "64", "--lr", "0.01"]

@@ -23,11 +23,11 @@ def test_single_steps_match_the_fused_layers(cell):
     ids = torch.randint(0, len(VOCAB), (3, 9))
     with torch.inference_mode():
         expected, expected_state = s.model(ids)
-        state = s.model.init_state(3)
+        buffers = s._step.start(s.model.init_state(3))
         for t in range(9):
-            logits, state = s._step(ids[:, t], state)
+            logits = s._step(ids[:, t], buffers)
             torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-5)
-    for got, want in zip(state, expected_state, strict=True):
+    for got, want in zip(s._step.state(buffers), expected_state, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 

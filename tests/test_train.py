@@ -9,6 +9,7 @@ from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.metrics import COLUMNS, read_metrics
 from charrnn.train import NAN_FAULT_ENV
+
 from conftest import tiny_config
 
 QUIET = open(os.devnull, "w")

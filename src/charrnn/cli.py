@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -14,7 +15,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .corpus import find_anna, read_texts
+from .corpus import find_anna, iter_chunks, max_chars
 from .errors import CharRNNError
 from .evaluate import evaluate
 from .model import CharRNN, ModelConfig, count_parameters
@@ -177,7 +178,7 @@ def cmd_sample(args) -> int:
 
 def cmd_eval(args) -> int:
     model, vocab, info = ckpt.load_model(args.path, args.checkpoint, select_device(args.device))
-    ids = vocab.encode(read_texts(args.texts, args.encoding, args.errors))
+    ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
     result = evaluate(model, ids)
@@ -270,8 +271,16 @@ def main(argv: list[str] | None = None) -> int:
         print("charrnn: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error worth a message
+        # The reader went away (e.g. `| head`): not an error. Point stdout at /dev/null so that
+        # the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the environment, not a bug: a full disk, a read-only directory, ...
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"charrnn: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def entry_point() -> None:

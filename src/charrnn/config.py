@@ -34,8 +34,8 @@ class TrainConfig:
     max_steps: int | None = None
     time_budget: float | None = None  # seconds of training (evaluation and saving included)
     val_fraction: float = 0.1
-    eval_every: int = 250
-    save_every: int = 250
+    eval_every: int = 1000
+    save_every: int = 1000
     keep: int = 5
     seed: int = 1234
     device: str = "auto"

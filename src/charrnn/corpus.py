@@ -6,10 +6,11 @@ that names the file and says what to do.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,45 +24,82 @@ _BINARY_SNIFF_BYTES = 8192
 T = TypeVar("T", bound=Sequence)
 
 
-def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Read one file as text with universal newlines ("\\r\\n" and "\\r" become "\\n")."""
-    path = Path(path)
+CHUNK_CHARS = 1 << 22  # texts are read and encoded in pieces this long, so memory stays near the ids
+
+
+def _check_file(path: Path, encoding: str) -> None:
     if not path.exists():
         raise CharRNNError(f"{path}: no such file")
     if path.is_dir():
         raise CharRNNError(f"{path}: is a directory, expected a text file")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(_BINARY_SNIFF_BYTES)
     except OSError as exc:
         raise CharRNNError(f"{path}: cannot read ({exc.strerror})") from exc
-    if not raw:
+    if not head:
         raise CharRNNError(f"{path}: file is empty")
-    if b"\x00" in raw[:_BINARY_SNIFF_BYTES] and not encoding.lower().startswith("utf-16"):
+    if b"\x00" in head and not encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
         raise CharRNNError(f"{path}: looks like a binary file (it holds NUL bytes), not text")
+
+
+def _decode_error_message(path: Path, encoding: str) -> str:
+    """Where the first undecodable byte is (only on the error path, so reading it all is fine)."""
+    raw = path.read_bytes()
     try:
-        text = raw.decode(encoding, errors)
+        raw.decode(encoding)
+        return f"{path}: not valid {encoding}; pass --encoding (e.g. latin-1) or --errors replace"
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return (
+            f"{path}: not valid {encoding} at byte {exc.start} (line {line}, column {column}); "
+            "pass --encoding (e.g. latin-1) or --errors replace"
+        )
+
+
+def iter_chunks(
+    paths: Sequence[str | os.PathLike], encoding: str = "utf-8", errors: str = "strict", chunk_chars: int = CHUNK_CHARS
+) -> Iterator[str]:
+    """The text of `paths` in order, piece by piece, with universal newlines ("\r\n" and "\r" become
+    "\n") and each file starting on a new line."""
+    if not paths:
+        raise CharRNNError("no text files given")
+    try:
+        codecs.lookup(encoding)
+        codecs.lookup_error(errors)
     except LookupError as exc:
         raise CharRNNError(f"unknown encoding {encoding!r} or errors mode {errors!r}") from exc
-    except UnicodeDecodeError as exc:
-        raise CharRNNError(_decode_error_message(path, raw, exc, encoding)) from exc
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    for path in map(Path, paths):
+        _check_file(path, encoding)
+    last = "\n"
+    for path in map(Path, paths):
+        if last != "\n":
+            yield "\n"
+        try:
+            with open(path, encoding=encoding, errors=errors, newline=None) as f:
+                while chunk := f.read(chunk_chars):
+                    last = chunk[-1]
+                    yield chunk
+        except UnicodeDecodeError as exc:
+            raise CharRNNError(_decode_error_message(path, encoding)) from exc
+        except OSError as exc:
+            raise CharRNNError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def _decode_error_message(path: Path, raw: bytes, exc: UnicodeDecodeError, encoding: str) -> str:
-    line = raw.count(b"\n", 0, exc.start) + 1
-    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-    return (
-        f"{path}: not valid {encoding} at byte {exc.start} (line {line}, column {column}); "
-        "pass --encoding (e.g. latin-1) or --errors replace"
-    )
+def max_chars(paths: Sequence[str | os.PathLike]) -> int:
+    """An upper bound on the characters `iter_chunks(paths)` yields (no encoding has under a byte a char)."""
+    return sum(Path(p).stat().st_size for p in paths) + len(paths)
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Read one file as text with universal newlines."""
+    return "".join(iter_chunks([path], encoding, errors))
 
 
 def read_texts(paths: Sequence[str | os.PathLike], encoding="utf-8", errors="strict") -> str:
     """Read several files into one text, each starting on a new line."""
-    if not paths:
-        raise CharRNNError("no text files given")
-    parts = [read_text(p, encoding, errors) for p in paths]
-    return "".join(p if p.endswith("\n") or i == len(parts) - 1 else p + "\n" for i, p in enumerate(parts))
+    return "".join(iter_chunks(paths, encoding, errors))
 
 
 def train_val_split(seq: T, val_fraction: float) -> tuple[T, T]:

@@ -59,50 +59,98 @@ def pick_next(logits: torch.Tensor, options: SamplingOptions, generator: torch.G
 
 
 class RecurrentStep:
-    """One step of the trained recurrent layers and output head, for a batch of single characters."""
+    """One step of the trained recurrent layers and output head, for a batch of single characters.
+
+    Built for the per-character loop, where the cost is mostly the number of operations, not
+    their size: the weights are rearranged once (biases folded, the first layer's input product
+    tabulated per character, LSTM gates reordered to i,f,o,g with i,f,o scaled by 1/2 so that one
+    tanh serves all four: sigmoid(x) = tanh(x/2)/2 + 1/2), and every buffer a step writes is
+    allocated once per batch, by `start`, so a step allocates nothing.
+    """
 
     def __init__(self, model: CharRNN):
         rnn, config = model.rnn, model.config
-        self.cell = config.cell
-        self.layers = [
-            (getattr(rnn, f"weight_ih_l{i}").t(), getattr(rnn, f"weight_hh_l{i}").t(),
-             getattr(rnn, f"bias_ih_l{i}"), getattr(rnn, f"bias_hh_l{i}"))
-            for i in range(config.layers)
-        ]  # fmt: skip
-        w_ih0, _, b_ih0, _ = self.layers[0]
-        self.input_table = torch.addmm(b_ih0, model.embed.weight, w_ih0)  # (vocab, gates)
-        self.head_w, self.head_b = model.head.weight.t(), model.head.bias
+        self.cell, self.hidden = config.cell, config.hidden
+        gate_order, scale = self._gate_layout(config.cell, config.hidden)
+        self.w_ih, self.w_hh, self.b_ih, self.b_hh = [], [], [], []
+        for i in range(config.layers):
+            w_ih, w_hh = getattr(rnn, f"weight_ih_l{i}"), getattr(rnn, f"weight_hh_l{i}")
+            b_ih, b_hh = getattr(rnn, f"bias_ih_l{i}"), getattr(rnn, f"bias_hh_l{i}")
+            if config.cell != "gru":  # the GRU keeps b_hh apart: it sits inside r * (W_hn h + b_hn)
+                b_ih, b_hh = b_ih + b_hh, torch.zeros_like(b_hh)
+            self.w_ih.append((w_ih[gate_order] * scale[:, None]).t().contiguous())
+            self.w_hh.append((w_hh[gate_order] * scale[:, None]).t().contiguous())
+            self.b_ih.append(b_ih[gate_order] * scale)
+            self.b_hh.append(b_hh[gate_order] * scale)
+        self.input_table = torch.addmm(self.b_ih[0], model.embed.weight, self.w_ih[0])  # (vocab, gates)
+        self.head_w, self.head_b = model.head.weight.t().contiguous(), model.head.bias.clone()
 
-    def __call__(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        hs = list(state[0].unbind(0))
-        cs = list(state[1].unbind(0)) if self.cell == "lstm" else None
-        x = None
-        for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
-            gates_in = self.input_table[ids] if i == 0 else torch.addmm(b_ih, x, w_ih)
-            if self.cell == "lstm":
-                hs[i], cs[i] = self._lstm(gates_in + b_hh, hs[i] @ w_hh, cs[i])
-            elif self.cell == "gru":
-                hs[i] = self._gru(gates_in, torch.addmm(b_hh, hs[i], w_hh), hs[i])
+    @staticmethod
+    def _gate_layout(cell: str, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if cell == "lstm":  # PyTorch's i,f,g,o -> i,f,o,g; i,f,o halved for the tanh form of sigmoid
+            blocks = [0, 1, 3, 2]
+            order = torch.cat([torch.arange(b * hidden, (b + 1) * hidden) for b in blocks])
+            scale = torch.cat([torch.full((3 * hidden,), 0.5), torch.ones(hidden)])
+            return order, scale
+        width = {"gru": 3, "rnn": 1}[cell] * hidden
+        return torch.arange(width), torch.ones(width)
+
+    def start(self, state: State) -> dict:
+        """Working buffers for a batch, holding a copy of `state` (layers, batch, hidden)."""
+        batch = state[0].shape[1]
+        gates = self.w_hh[0].shape[1]
+        buffers = {
+            "h": [s.clone() for s in state[0]],
+            "gates": [state[0].new_empty(batch, gates) for _ in self.w_hh],
+            "tmp": [state[0].new_empty(batch, self.hidden) for _ in self.w_hh],
+            "logits": state[0].new_empty(batch, self.head_w.shape[1]),
+        }
+        if self.cell == "lstm":
+            buffers["c"] = [s.clone() for s in state[1]]
+        if self.cell == "gru":
+            buffers["gh"] = [state[0].new_empty(batch, gates) for _ in self.w_hh]
+        return buffers
+
+    def state(self, buffers: dict) -> State:
+        if self.cell == "lstm":
+            return torch.stack(buffers["h"]), torch.stack(buffers["c"])
+        return (torch.stack(buffers["h"]),)
+
+    def __call__(self, ids: torch.Tensor, buffers: dict) -> torch.Tensor:
+        """Advance every row by one character; returns the logits buffer (batch, vocab), reused next step."""
+        h = buffers["h"]
+        for i in range(len(self.w_hh)):
+            gates = buffers["gates"][i]
+            if i == 0:
+                torch.index_select(self.input_table, 0, ids, out=gates)
             else:
-                hs[i] = torch.tanh(gates_in + torch.addmm(b_hh, hs[i], w_hh))
-            x = hs[i]
-        logits = torch.addmm(self.head_b, x, self.head_w)
-        new_state = (torch.stack(hs), torch.stack(cs)) if cs is not None else (torch.stack(hs),)
-        return logits, new_state
+                torch.addmm(self.b_ih[i], h[i - 1], self.w_ih[i], out=gates)
+            if self.cell == "lstm":
+                self._lstm(gates, h[i], buffers["c"][i], buffers["tmp"][i], self.w_hh[i])
+            elif self.cell == "gru":
+                self._gru(gates, buffers["gh"][i], h[i], buffers["tmp"][i], self.w_hh[i], self.b_hh[i])
+            else:
+                gates.addmm_(h[i], self.w_hh[i])
+                torch.tanh(gates, out=h[i])
+        return torch.addmm(self.head_b, h[-1], self.head_w, out=buffers["logits"])
 
-    @staticmethod
-    def _lstm(gates_in, gates_h, c):
-        i, f, g, o = (gates_in + gates_h).chunk(4, dim=-1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+    def _lstm(self, gates, h, c, tmp, w_hh):
+        n = self.hidden
+        gates.addmm_(h, w_hh).tanh_()
+        gates[:, : 3 * n].mul_(0.5).add_(0.5)  # i, f, o: tanh(x/2)/2 + 1/2 = sigmoid(x)
+        i, f, o, g = gates[:, :n], gates[:, n : 2 * n], gates[:, 2 * n : 3 * n], gates[:, 3 * n :]
+        c.mul_(f).addcmul_(i, g)
+        torch.tanh(c, out=tmp)
+        torch.mul(o, tmp, out=h)
 
-    @staticmethod
-    def _gru(gates_in, gates_h, h):
-        i_r, i_z, i_n = gates_in.chunk(3, dim=-1)
-        h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
-        r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-        return n + z * (h - n)
+    def _gru(self, gates_in, gates_h, h, tmp, w_hh, b_hh):
+        n = self.hidden
+        torch.addmm(b_hh, h, w_hh, out=gates_h)
+        rz = gates_in[:, : 2 * n].add_(gates_h[:, : 2 * n]).sigmoid_()
+        r, z = rz[:, :n], rz[:, n:]
+        candidate = gates_in[:, 2 * n :].addcmul_(r, gates_h[:, 2 * n :]).tanh_()
+        torch.sub(h, candidate, out=tmp)  # h' = n + z * (h - n)
+        torch.addcmul(candidate, z, tmp, out=h)
 
 
 class Sampler:
@@ -143,14 +191,14 @@ class Sampler:
         generator.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
         with torch.inference_mode():
             ids, state = self._warm(prime, num_samples)
-        return self._steps(ids, state, max_new_chars, options, generator)
+            buffers = self._step.start(state)
+        return self._steps(ids, buffers, max_new_chars, options, generator)
 
     @torch.inference_mode()
-    def _steps(self, ids, state, max_new_chars, options, generator) -> Iterator[list[str]]:
+    def _steps(self, ids, buffers, max_new_chars, options, generator) -> Iterator[list[str]]:
         chars = self.vocab.chars
         for _ in range(max_new_chars):
-            logits, state = self._step(ids, state)
-            ids = pick_next(logits, options, generator)
+            ids = pick_next(self._step(ids, buffers), options, generator)
             yield [chars[i] for i in ids.tolist()]
 
     def stream(self, prime: str = "", max_new_chars: int = 200, temperature: float = 1.0, top_k: int = 0,

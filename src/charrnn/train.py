@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from . import checkpoint as ckpt
 from .batches import BatchSource
 from .config import TrainConfig
-from .corpus import read_texts, train_val_split
+from .corpus import iter_chunks, max_chars, train_val_split
 from .errors import CharRNNError
 from .evaluate import LN2, evaluate
 from .metrics import MetricsCSV, Progress, StepMetrics
@@ -76,10 +76,12 @@ class Data:
 
 
 def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
-    text = read_texts(config.texts, config.encoding, config.errors)
-    vocab = vocab or Vocab.from_text(text)
-    ids = vocab.encode(text)
-    del text
+    def chunks():
+        return iter_chunks(config.texts, config.encoding, config.errors)
+
+    # Two passes over the files (vocabulary, then ids) keep memory at about one byte per character.
+    vocab = vocab or Vocab.from_chunks(chunks())
+    ids = vocab.encode_chunks(chunks(), max_chars(config.texts))
     train_ids, val_ids = train_val_split(ids, config.val_fraction)
     need = config.batch_size * config.seq_len + 1
     if len(train_ids) < need:
@@ -91,7 +93,7 @@ def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
         )
     if config.val_fraction > 0 and len(val_ids) < 2:
         raise CharRNNError("text too short for its validation split; raise --val-fraction or use --val-fraction 0")
-    return Data(vocab, train_ids, val_ids, hashlib.sha256(ids.tobytes()).hexdigest())
+    return Data(vocab, train_ids, val_ids, hashlib.sha256(memoryview(ids)).hexdigest())
 
 
 # --- signals -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ encoded corpus costs one byte per character for ordinary text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,11 +42,16 @@ class Vocab:
 
     @classmethod
     def from_text(cls, text: str) -> Vocab:
-        if not text:
-            raise CharRNNError("cannot build a vocabulary from empty text")
+        return cls.from_chunks(text[start : start + _CHUNK_CHARS] for start in range(0, len(text), _CHUNK_CHARS))
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[str]) -> Vocab:
+        """The vocabulary of a text given in pieces (so it never has to be in memory whole)."""
         seen: set[int] = set()
-        for start in range(0, len(text), _CHUNK_CHARS):
-            seen.update(np.unique(_code_points(text[start : start + _CHUNK_CHARS])).tolist())
+        for chunk in chunks:
+            seen.update(np.unique(_code_points(chunk)).tolist())
+        if not seen:
+            raise CharRNNError("cannot build a vocabulary from empty text")
         return cls(tuple(chr(cp) for cp in sorted(seen)))
 
     def __len__(self) -> int:
@@ -62,16 +68,28 @@ class Vocab:
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of `text`; characters outside the vocabulary raise `CharRNNError` naming them."""
+        chunks = (text[start : start + _CHUNK_CHARS] for start in range(0, len(text), _CHUNK_CHARS))
+        return self.encode_chunks(chunks, len(text))
+
+    def encode_chunks(self, chunks: Iterable[str], max_chars: int) -> np.ndarray:
+        """Ids of a text given in pieces, at most `max_chars` long in all.
+
+        The output is allocated at the upper bound and returned as a view of its used part: pages
+        never written are never backed by memory, so the cost is one id per character actually read.
+        """
         table = self._lookup_table()
-        out = np.empty(len(text), dtype=self.dtype)
-        for start in range(0, len(text), _CHUNK_CHARS):
-            cps = _code_points(text[start : start + _CHUNK_CHARS])
-            inside = cps < len(table)
-            ids = np.where(inside, table[np.minimum(cps, len(table) - 1)], -1)
+        out = np.empty(max_chars, dtype=self.dtype)
+        used = 0
+        for chunk in chunks:
+            cps = _code_points(chunk)
+            ids = np.where(cps < len(table), table[np.minimum(cps, len(table) - 1)], -1)
             if (ids < 0).any():
                 raise CharRNNError(self._unknown_message(cps[ids < 0]))
-            out[start : start + len(cps)] = ids
-        return out
+            if used + len(ids) > max_chars:
+                raise ValueError("text longer than max_chars")
+            out[used : used + len(ids)] = ids
+            used += len(ids)
+        return out[:used]
 
     def _unknown_message(self, unknown_cps: np.ndarray) -> str:
         names = ", ".join(repr(chr(cp)) for cp in np.unique(unknown_cps)[:10].tolist())

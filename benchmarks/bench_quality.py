@@ -1,0 +1,136 @@
+"""Time to quality: validation loss (nats/char, the contiguous last 10% of the text) after fixed
+wall-clock budgets, for named configurations, through the real `charrnn.train` loop.
+
+    python benchmarks/bench_quality.py                       # default config, anna.txt, 1/5/10 minutes
+    python benchmarks/bench_quality.py --long                # adds 30 and 60 minutes
+    python benchmarks/bench_quality.py --configs default,notebook --corpus shakespeare --budgets 5
+    python benchmarks/bench_quality.py --configs default --set batch_size=16,lr=3e-3 --budgets 5
+
+Each budget is its own run (the learning-rate schedule spans the whole budget). Prints a table and
+writes benchmarks/results/quality-*.json with every run's validation curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import charrnn
+from charrnn.metrics import read_metrics
+
+from common import CORPORA, print_table, save_results
+
+CONFIGS = {
+    "default": {},
+    # The notebook: 2x512, one-hot-sized input, batch 100x100, dropout 0.5, Adam 1e-3 constant, clip 5.
+    "notebook": dict(
+        model=dict(hidden=512, layers=2, embed_dim=83, dropout=0.5),
+        batch_size=100,
+        seq_len=100,
+        lr=1e-3,
+        lr_schedule="constant",
+        warmup_steps=0,
+        grad_clip=5.0,
+        eval_every=200,
+        save_every=200,
+    ),
+}
+
+
+def parse_overrides(text: str) -> dict:
+    """'hidden=384,batch_size=16' -> {'model': {'hidden': 384}, 'batch_size': 16}."""
+    model_fields = set(charrnn.ModelConfig.__dataclass_fields__)
+    overrides: dict = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=", 1)
+        parsed = json.loads(value) if value.replace(".", "", 1).replace("e-", "", 1).isdigit() else value
+        if key in model_fields:
+            overrides.setdefault("model", {})[key] = parsed
+        else:
+            overrides[key] = parsed
+    return overrides
+
+
+def make_config(name: str, text: Path, out: Path, budget_s: float, overrides: dict) -> charrnn.TrainConfig:
+    spec = {**CONFIGS[name], **{k: v for k, v in overrides.items() if k != "model"}}
+    model = replace(charrnn.ModelConfig(), **{**CONFIGS[name].get("model", {}), **overrides.get("model", {})})
+    spec.pop("model", None)
+    return charrnn.TrainConfig(texts=(str(text),), out=str(out), model=model, time_budget=budget_s, **spec)
+
+
+def run_one(config: charrnn.TrainConfig) -> dict:
+    start = time.perf_counter()
+    with open(os.devnull, "w") as quiet:
+        result = charrnn.train(config, stream=quiet)
+    wall = time.perf_counter() - start
+    rows = read_metrics(Path(config.out) / "metrics.csv")
+    curve = [(float(r["elapsed_s"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
+    chars = result.step * config.batch_size * config.seq_len
+    return {
+        "steps": result.step,
+        "wall_s": wall,
+        "train_chars_per_s": chars / wall,
+        "epochs": float(rows[-1]["epoch"]),
+        "val_loss": result.val_loss,
+        "val_bpc": result.val_loss / 0.6931471805599453,
+        "curve": curve,
+        "config": config.flat(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="anna", help="anna, shakespeare or a path")
+    parser.add_argument("--configs", default="default", help=f"comma-separated: {', '.join(CONFIGS)}")
+    parser.add_argument("--budgets", default="1,5,10", help="minutes, comma-separated")
+    parser.add_argument("--long", action="store_true", help="also 30 and 60 minutes")
+    parser.add_argument("--set", default="", help="overrides for every config, e.g. hidden=384,batch_size=16")
+    parser.add_argument("--label", default="", help="a name for this variant in the table")
+    args = parser.parse_args()
+
+    text = Path(CORPORA.get(args.corpus, args.corpus))
+    budgets = [float(b) for b in args.budgets.split(",")] + ([30.0, 60.0] if args.long else [])
+    overrides = parse_overrides(args.set)
+    records = []
+    workdir = Path(tempfile.mkdtemp(prefix="charrnn-quality-"))
+    try:
+        for name in args.configs.split(","):
+            for minutes in budgets:
+                out = workdir / f"{name}-{minutes:g}m"
+                record = run_one(make_config(name, text, out, minutes * 60, overrides))
+                record.update(config_name=name + (f"+{args.label or args.set}" if args.set else ""), budget_min=minutes)
+                records.append(record)
+                print(
+                    f"{record['config_name']:>24} {minutes:>5g} min: val {record['val_loss']:.4f} nats "
+                    f"({record['val_bpc']:.3f} bpc), {record['steps']} steps, {record['train_chars_per_s']:,.0f} chars/s",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print_table(
+        ["config", "budget (min)", "steps", "epochs", "chars/s", "val nats/char", "val bpc"],
+        [
+            [
+                r["config_name"],
+                f"{r['budget_min']:g}",
+                r["steps"],
+                f"{r['epochs']:.2f}",
+                f"{r['train_chars_per_s']:,.0f}",
+                f"{r['val_loss']:.4f}",
+                f"{r['val_bpc']:.4f}",
+            ]
+            for r in records
+        ],
+        title=f"Time to quality on {text.name} (validation: last 10%, contiguous)",
+    )
+    save_results("quality", {"corpus": str(text), "runs": records})
+
+
+if __name__ == "__main__":
+    main()

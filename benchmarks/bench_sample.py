@@ -1,0 +1,91 @@
+"""Sampling speed: characters per second generating 2,000 characters from a primed state, at batch
+1 and with 8 and 64 samples in one batch, for 2x128 / 2x256 / 2x512 LSTMs (83-character vocabulary).
+
+Beside each: the floor set by reading the step's weights once per character (the recurrent,
+input and output matrices as matrix-vector products, timed alone), and the per-character cost of
+everything that is not arithmetic (the same sampler on a model too small to compute anything).
+
+    python benchmarks/bench_sample.py [--chars 2000] [--sizes 2x128,2x256,2x512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.sample import Sampler
+from charrnn.vocab import Vocab
+
+from common import median_time, print_table, save_results
+
+VOCAB = Vocab(tuple(chr(c) for c in range(32, 32 + 83)))
+HIDDEN = {"2x128": 128, "2x256": 256, "2x512": 512}
+PRIME = "The quick brown fox jumps over the lazy dog. " * 4
+
+
+def make_sampler(hidden: int) -> Sampler:
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), hidden=hidden, layers=2, embed_dim=83))
+    return Sampler(model, VOCAB)
+
+
+def chars_per_s(sampler: Sampler, chars: int, batch: int) -> float:
+    def run():
+        for _ in sampler.stream_batch(PRIME, chars, batch, seed=1, top_k=5):
+            pass
+
+    return batch * chars / median_time(run, repeats=3, warmup=1)
+
+
+def weight_read_floor_s(hidden: int) -> float:
+    """Seconds to read each of one step's weight matrices once (as matrix-vector products)."""
+    shapes = [(hidden, 4 * hidden), (hidden, 4 * hidden), (hidden, 4 * hidden), (hidden, len(VOCAB))]
+    total = 0.0
+    for k, n in shapes:
+        x, w = torch.randn(1, k), torch.randn(k, n)
+        total += median_time(lambda x=x, w=w: [torch.mm(x, w) for _ in range(100)], 5, warmup=2) / 100
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chars", type=int, default=2000)
+    parser.add_argument("--sizes", default=",".join(HIDDEN))
+    args = parser.parse_args()
+    overhead_s = 1 / chars_per_s(make_sampler(4), args.chars, 1)
+    rows = []
+    for name in args.sizes.split(","):
+        sampler = make_sampler(HIDDEN[name])
+        weights_mb = sum(p.numel() for p in sampler.model.rnn.parameters()) * 4 / 1e6
+        floor_s = weight_read_floor_s(HIDDEN[name])
+        speeds = {batch: chars_per_s(sampler, args.chars, batch) for batch in (1, 8, 64)}
+        prime_start = time.perf_counter()
+        next(iter(sampler.stream_batch(PRIME * 10, 1, 1, seed=1)))
+        rows.append(
+            {
+                "size": name,
+                "weights_mb": weights_mb,
+                "floor_chars_per_s": 1 / floor_s,
+                "chars_per_s": {str(b): s for b, s in speeds.items()},
+                "share_of_floor_b1": speeds[1] * floor_s,
+                "prime_1800_chars_s": time.perf_counter() - prime_start,
+            }
+        )
+    print(
+        f"per-character cost outside arithmetic (2x4 model): {overhead_s * 1e6:.0f} us ({1 / overhead_s:,.0f} chars/s)"
+    )
+    print_table(
+        ["size", "weights MB", "floor chars/s", "batch 1", "batch 8 (total)", "batch 64 (total)", "b1 / floor"],
+        [[r["size"], f"{r['weights_mb']:.1f}", f"{r['floor_chars_per_s']:,.0f}", f"{r['chars_per_s']['1']:,.0f}",
+          f"{r['chars_per_s']['8']:,.0f}", f"{r['chars_per_s']['64']:,.0f}", f"{r['share_of_floor_b1']:.0%}"]
+         for r in rows],
+        title=f"Sampling speed, {args.chars} characters after a {len(PRIME)}-character prime, top-k 5",
+    )  # fmt: skip
+    save_results("sample", {"overhead_us_per_char": overhead_s * 1e6, "sizes": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Training throughput, side by side in one run, for three sizes:
+
+    2x128 (batch 64x50), 2x256 (64x100), 2x512 (100x100, the notebook's); 83-character vocabulary.
+
+For each size it measures, interleaved so that machine noise hits all alike (medians):
+  * ceiling  - the fp32 matrix multiplies the model needs, timed alone on exactly its shapes
+               (batched input/output projections, per-step recurrent products, their gradients);
+               also the peak rate of one large multiply for scale
+  * bare     - charrnn's model: forward, backward, clip, Adam step, nothing else
+  * ref      - benchmarks/reference_notebook.py, the plain port a user would write
+  * loop     - charrnn's real training loop (data, metrics, logging), plus validation and a
+               checkpoint save timed alone and spread over the default cadence
+
+    python benchmarks/bench_train.py [--sizes 2x128,2x256,2x512] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from charrnn.config import TrainConfig
+from charrnn.model import ModelConfig
+from charrnn.train import StopSignals, Trainer, prepare_data
+from reference_notebook import NotebookTrainer
+
+from common import CORPORA, median_time, print_table, save_results
+
+VOCAB = 83
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    hidden: int
+    batch: int
+    steps: int
+    layers: int = 2
+
+    @property
+    def chars(self) -> int:
+        return self.batch * self.steps
+
+    def macs_per_char(self) -> int:
+        """Multiply-accumulates per character of the forward pass (input width = vocabulary, as one-hot)."""
+        h, macs, width = self.hidden, 0, VOCAB
+        for _ in range(self.layers):
+            macs += 4 * h * (width + h)
+            width = h
+        return macs + h * VOCAB
+
+    def train_flops(self) -> int:
+        return 6 * self.macs_per_char() * self.chars  # forward 2, backward 4
+
+
+SIZES = {s.name: s for s in (Size("2x128", 128, 64, 50), Size("2x256", 256, 64, 100), Size("2x512", 512, 100, 100))}
+
+
+def gemm_seconds(m: int, k: int, n: int, repeats: int = 5) -> float:
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    return median_time(lambda: torch.mm(a, b), repeats, warmup=2)
+
+
+def ceiling_seconds(size: Size) -> float:
+    """Time of the model's matrix multiplies alone, on its own shapes: the floor for one batch."""
+    h, bs, g = size.hidden, size.chars, 4 * size.hidden
+    total, width = 0.0, VOCAB
+    for _ in range(size.layers):
+        # batched over all steps: input projection forward, its input gradient, both weight gradients
+        total += gemm_seconds(bs, width, g) + gemm_seconds(bs, g, width)
+        total += gemm_seconds(g, bs, width) + gemm_seconds(g, bs, h)
+        # per step: recurrent product forward and its gradient
+        total += size.steps * (gemm_seconds(size.batch, h, g) + gemm_seconds(size.batch, g, h))
+        width = h
+    return total + gemm_seconds(bs, h, VOCAB) + gemm_seconds(bs, VOCAB, h) + gemm_seconds(VOCAB, bs, h)
+
+
+def peak_gflops() -> float:
+    n = 2048
+    return 2 * n**3 / gemm_seconds(n, n, n) / 1e9
+
+
+def make_trainer(size: Size, text: Path, out: Path) -> Trainer:
+    config = TrainConfig(
+        texts=(str(text),),
+        out=str(out),
+        model=ModelConfig(hidden=size.hidden, layers=size.layers, embed_dim=VOCAB, dropout=0.5),
+        batch_size=size.batch,
+        seq_len=size.steps,
+        lr=1e-3,
+        max_steps=10**9,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    return Trainer(config, out, prepare_data(config), stream=open(os.devnull, "w"))
+
+
+def bare_step(trainer: Trainer) -> None:
+    trainer.train_step(1e-3)
+
+
+def loop_seconds_per_step(trainer: Trainer, steps: int, validate_s: float, save_s: float) -> float:
+    """The real loop (signals, metrics.csv, progress lines) per step, less its one validation and save."""
+    trainer.config = replace(trainer.config, max_steps=trainer.step + steps, eval_every=steps, save_every=steps)
+    start = time.perf_counter()
+    trainer.run(StopSignals(), resumed=False)
+    return (time.perf_counter() - start - validate_s - save_s) / steps
+
+
+def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
+    torch.manual_seed(0)
+    trainer = make_trainer(size, text, workdir / size.name)
+    reference = NotebookTrainer(VOCAB, size.hidden, size.layers, size.batch)
+    x, y = trainer.batches.window_at(0)
+    bare, ref = [], []
+    for _ in range(rounds):  # interleaved: noise lands on both
+        bare.append(median_time(lambda: bare_step(trainer), 1, warmup=1))
+        ref.append(median_time(lambda: reference.step(x, y), 1, warmup=1))
+    bare_s, ref_s = sorted(bare)[len(bare) // 2], sorted(ref)[len(ref) // 2]
+    floor_s = ceiling_seconds(size)
+    validate_s = median_time(trainer.validate, 1, warmup=0)
+    save_s = median_time(lambda: trainer.save(0.0), 3, warmup=0)
+    loop_s = loop_seconds_per_step(trainer, max(rounds, 4), validate_s, save_s)
+    cadence = TrainConfig().eval_every
+    loop_total_s = loop_s + (validate_s + save_s) / cadence
+    flops = size.train_flops()
+    return {
+        "size": size.name,
+        "batch": f"{size.batch}x{size.steps}",
+        "gflop_per_batch": flops / 1e9,
+        "ceiling_s": floor_s,
+        "ceiling_gflops": flops / floor_s / 1e9,
+        "bare_s": bare_s,
+        "ref_s": ref_s,
+        "loop_s": loop_s,
+        "loop_total_s": loop_total_s,
+        "validate_s": validate_s,
+        "save_s": save_s,
+        "cadence_steps": cadence,
+        "chars_per_s": size.chars / loop_total_s,
+        "ref_chars_per_s": size.chars / ref_s,
+        "share_of_ceiling": floor_s / loop_total_s,
+        "speedup_vs_ref": ref_s / loop_total_s,
+        "loop_overhead": loop_total_s / bare_s - 1,
+        "mflop_per_char": flops / size.chars / 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="charrnn-bench-"))
+    try:
+        peak = peak_gflops()
+        rows = [measure(SIZES[name], CORPORA["anna"], args.rounds, workdir) for name in args.sizes.split(",")]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"peak fp32 GEMM (2048^3): {peak:.0f} GFLOP/s, {torch.get_num_threads()} threads")
+    print_table(
+        ["size", "batch", "MFLOP/char", "ceiling s", "bare s", "loop s", "ref s", "chars/s", "ref chars/s",
+         "of ceiling", "vs ref", "loop overhead"],
+        [[r["size"], r["batch"], f"{r['mflop_per_char']:.1f}", f"{r['ceiling_s']:.3f}", f"{r['bare_s']:.3f}",
+          f"{r['loop_total_s']:.3f}", f"{r['ref_s']:.3f}", f"{r['chars_per_s']:,.0f}", f"{r['ref_chars_per_s']:,.0f}",
+          f"{r['share_of_ceiling']:.0%}", f"{r['speedup_vs_ref']:.2f}x", f"{r['loop_overhead']:+.1%}"] for r in rows],
+        title="Training throughput (seconds per batch, medians; loop includes validation + save every "
+        f"{rows[0]['cadence_steps']} steps)",
+    )  # fmt: skip
+    save_results("train", {"peak_gflops": peak, "sizes": rows})
+
+
+if __name__ == "__main__":
+    main()
