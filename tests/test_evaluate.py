@@ -31,7 +31,7 @@ def test_evaluate_scores_every_character_once(n_chars, streams, seq_len):
 
 
 def test_evaluate_leaves_training_mode_alone():
-    model = CharRNN(ModelConfig(vocab_size=4, hidden=8, layers=2, dropout=0.5)).train()
+    model = CharRNN(ModelConfig(hidden=8, layers=2, dropout=0.5).for_vocab(4)).train()
     ids = np.arange(100, dtype=np.uint8) % 4
     assert evaluate(model, ids).loss == evaluate(model, ids).loss  # dropout off: deterministic
     assert model.training

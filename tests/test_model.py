@@ -18,9 +18,9 @@ def test_carried_state_equals_one_long_pass(cell):
 
 
 def test_state_shapes():
-    model = CharRNN(ModelConfig(vocab_size=5, hidden=12, layers=3))
+    model = CharRNN(ModelConfig(hidden=12, layers=3).for_vocab(5))
     assert [tuple(s.shape) for s in model.init_state(4)] == [(3, 4, 12)] * 2
-    gru = CharRNN(ModelConfig(vocab_size=5, cell="gru", hidden=12, layers=3))
+    gru = CharRNN(ModelConfig(cell="gru", hidden=12, layers=3).for_vocab(5))
     assert [tuple(s.shape) for s in gru.init_state(4)] == [(3, 4, 12)]
 
 
@@ -41,3 +41,9 @@ def test_bad_configs_are_refused(changes):
 def test_model_needs_a_vocabulary_size():
     with pytest.raises(CharRNNError):
         CharRNN(ModelConfig())
+
+
+def test_automatic_embedding_is_the_vocabulary_size_up_to_a_cap():
+    assert ModelConfig().for_vocab(65).embed_dim == 65
+    assert ModelConfig().for_vocab(5000).embed_dim == 128
+    assert ModelConfig(embed_dim=16).for_vocab(65).embed_dim == 16

@@ -49,7 +49,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     add("--cell", choices=("lstm", "gru", "rnn"), default=s, help=f"recurrent cell (default {d.model.cell})")
     add("--layers", type=int, default=s, help=f"recurrent layers (default {d.model.layers})")
     add("--hidden", type=int, default=s, help=f"units per layer (default {d.model.hidden})")
-    add("--embed-dim", type=int, default=s, help=f"character embedding size (default {d.model.embed_dim})")
+    add("--embed-dim", type=int, default=s, help="character embedding size (default: the vocabulary size, at most 128)")
     add(
         "--dropout",
         type=float,
@@ -204,7 +204,7 @@ def run_info(path: Path) -> dict:
     run = ckpt.read_json(run_file, "charrnn run file") if run_file.exists() else {}
     newest = checkpoints[-1] if checkpoints else None
     model_json = newest.meta["model"] if newest else run.get("train", {}).get("model", {})
-    config = ModelConfig.from_json({**model_json, "vocab_size": len(run.get("vocab") or newest.meta["vocab"])})
+    config = ModelConfig.from_json(model_json).for_vocab(len(run.get("vocab") or newest.meta["vocab"]))
     with torch.device("meta"):
         params = count_parameters(CharRNN(config))
     vals = [c.val_loss for c in checkpoints if c.val_loss is not None]

@@ -23,9 +23,9 @@ class TrainConfig:
     texts: tuple[str, ...] = ()
     out: str = "runs/run"
     model: ModelConfig = field(default_factory=ModelConfig)
-    batch_size: int = 32
+    batch_size: int = 16
     seq_len: int = 100
-    lr: float = 4e-3
+    lr: float = 6e-3
     lr_schedule: str = "cosine"
     min_lr_ratio: float = 0.1
     warmup_steps: int = 50

@@ -8,7 +8,7 @@ State is always a tuple of tensors shaped (layers, batch, hidden): (h, c) for LS
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -16,6 +16,7 @@ from torch import nn
 from .errors import CharRNNError
 
 CELLS = ("lstm", "gru", "rnn")
+MAX_AUTO_EMBED = 128
 State = tuple[torch.Tensor, ...]
 
 
@@ -26,18 +27,22 @@ class ModelConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.1
-    embed_dim: int = 64
+    embed_dim: int = 0  # 0: the vocabulary's size up to MAX_AUTO_EMBED, as wide as the notebook's one-hot input
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise CharRNNError(f"unknown --cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if self.vocab_size < 0:
-            raise CharRNNError(f"vocab_size must not be negative, got {self.vocab_size}")
-        for name in ("hidden", "layers", "embed_dim"):
+        if self.vocab_size < 0 or self.embed_dim < 0:
+            raise CharRNNError("vocab_size and --embed-dim must not be negative")
+        for name in ("hidden", "layers"):
             if getattr(self, name) <= 0:
                 raise CharRNNError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise CharRNNError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+    def for_vocab(self, vocab_size: int) -> ModelConfig:
+        """This config with the vocabulary's size filled in (and the embedding width, if automatic)."""
+        return replace(self, vocab_size=vocab_size, embed_dim=self.embed_dim or min(vocab_size, MAX_AUTO_EMBED))
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -54,8 +59,8 @@ _RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 class CharRNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if config.vocab_size <= 0:
-            raise CharRNNError("ModelConfig.vocab_size must be set before building a model")
+        if config.vocab_size <= 0 or config.embed_dim <= 0:
+            raise CharRNNError("build the model from ModelConfig.for_vocab(vocab_size)")
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
         self.rnn = _RNN_CLASSES[config.cell](

@@ -135,7 +135,7 @@ class Trainer:
         self.data = data
         self.device = select_device(config.device)
         torch.manual_seed(config.seed)
-        model_config = replace(config.model, vocab_size=len(data.vocab))
+        model_config = config.model.for_vocab(len(data.vocab))
         self.model = CharRNN(model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.batches = BatchSource(data.train_ids, config.batch_size, config.seq_len, self.device)
@@ -389,6 +389,7 @@ def train(config: TrainConfig, stream=None) -> TrainResult:
         raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
     config = replace(config, texts=tuple(str(Path(t).resolve()) for t in config.texts))
     data = prepare_data(config)
+    config = replace(config, model=config.model.for_vocab(len(data.vocab)))  # run.json records what was built
     _make_run_dir(run_dir)
     with ckpt.RunLock(run_dir):
         trainer = Trainer(config, run_dir, data, stream)
