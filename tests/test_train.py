@@ -103,3 +103,15 @@ def test_default_stop_is_a_time_budget():
 def test_bad_training_flags(field, value):
     with pytest.raises(CharRNNError):
         TrainConfig(texts=("x",), **{field: value})
+
+
+def test_a_run_that_died_before_its_first_checkpoint_can_be_started_again(tmp_path, anna_50k, monkeypatch):
+    out = tmp_path / "early"
+    monkeypatch.setenv(NAN_FAULT_ENV, "3")
+    with pytest.raises(CharRNNError):
+        charrnn.train(tiny_config(anna_50k, out, max_steps=30), QUIET)
+    monkeypatch.delenv(NAN_FAULT_ENV)
+    with pytest.raises(CharRNNError, match="no checkpoint to resume from; start it again"):
+        charrnn.resume(out, {}, QUIET)
+    assert charrnn.train(tiny_config(anna_50k, out, max_steps=12), QUIET).step == 12
+    assert [int(r["step"]) for r in read_metrics(out / "metrics.csv")] == list(range(1, 13))

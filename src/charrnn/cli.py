@@ -239,7 +239,7 @@ def cmd_info(args) -> int:
 
 def cmd_demo(args) -> int:
     out = Path(args.out)
-    if (out / ckpt.RUN_FILE).exists():
+    if ckpt.list_checkpoints(out):
         print(f"{out} already holds a trained run; sampling from it (delete it to train again)")
     else:
         extra = {"time_budget": args.time_budget} if args.time_budget else {}

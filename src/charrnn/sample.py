@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import CharRNNError
@@ -44,113 +46,182 @@ def pick_next(logits: torch.Tensor, options: SamplingOptions, generator: torch.G
     """Next ids (batch,) from logits (batch, vocab) under temperature, top-k and top-p."""
     if options.is_greedy:
         return logits.argmax(dim=-1)
-    logits = logits / options.temperature
+    indices = None
     if 0 < options.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, options.top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits, indices = torch.topk(logits, options.top_k, dim=-1)  # the k likeliest, in order
+    if options.temperature != 1.0:
+        logits = logits / options.temperature
     if options.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
+        if indices is None:
+            logits, indices = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(logits, dim=-1)
         # Drop a character once the ones before it already hold top_p of the mass (the first always stays).
-        drop = (torch.cumsum(probs, dim=-1) - probs) >= options.top_p
-        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        logits = logits.masked_fill(torch.cumsum(probs, dim=-1) - probs >= options.top_p, float("-inf"))
+    choice = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+    return (choice if indices is None else indices.gather(-1, choice)).squeeze(-1)
+
+
+class _TorchOps:
+    """Array operations for the step on torch tensors (batches, and any device)."""
+
+    @staticmethod
+    def array(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    @staticmethod
+    def lookup(table, ids: torch.Tensor, out) -> None:
+        torch.index_select(table, 0, ids, out=out)
+
+
+class _NumpyOps:
+    """The same operations in numpy, on arrays sharing the tensors' memory: for one row on the CPU,
+    where each operation is tiny and numpy's per-call cost (and its BLAS's one-row products) are
+    a fraction of torch's. Not for batches: there torch's products are as fast, and two thread
+    pools contending for the cores are far slower (bench_sample.py)."""
+
+    @staticmethod
+    def array(tensor: torch.Tensor) -> np.ndarray:
+        return tensor.numpy()
+
+    @staticmethod
+    def lookup(table, ids: torch.Tensor, out) -> None:
+        np.take(table, ids.numpy(), axis=0, out=out)
+
+
+@dataclass
+class _Layer:
+    """One layer's working memory for a batch, with the gate views cut once rather than per step."""
+
+    h: Any
+    c: Any
+    gates: Any
+    product: Any
+    tmp: Any
+    views: tuple
 
 
 class RecurrentStep:
     """One step of the trained recurrent layers and output head, for a batch of single characters.
 
-    Built for the per-character loop, where the cost is mostly the number of operations, not
-    their size: the weights are rearranged once (biases folded, the first layer's input product
-    tabulated per character, LSTM gates reordered to i,f,o,g with i,f,o scaled by 1/2 so that one
-    tanh serves all four: sigmoid(x) = tanh(x/2)/2 + 1/2), and every buffer a step writes is
-    allocated once per batch, by `start`, so a step allocates nothing.
+    Built for the per-character loop, where the cost is the weights' memory traffic plus the
+    number of operations: biases are folded, the first layer's input product is tabulated per
+    character (a row lookup), sigmoid gates are computed as tanh(x/2)/2 + 1/2 with the halving
+    folded into their weights (so one tanh serves every gate, in numpy as in torch), and every
+    buffer and view a step touches is made once per batch, by `start`, so a step allocates nothing.
+    The step is written once against functions numpy and torch share (matmul, add, multiply,
+    subtract, tanh with `out=`) and runs on whichever `_NumpyOps`/`_TorchOps` suits the batch.
     """
 
     def __init__(self, model: CharRNN):
         rnn, config = model.rnn, model.config
-        self.cell, self.hidden = config.cell, config.hidden
-        gate_order, scale = self._gate_layout(config.cell, config.hidden)
-        self.w_ih, self.w_hh, self.b_ih, self.b_hh = [], [], [], []
+        self.cell, self.hidden, self.layers = config.cell, config.hidden, config.layers
+        self.on_cpu = model.head.weight.device.type == "cpu"
+        order, scale = self._gate_layout(config.cell, config.hidden, model.head.weight.device)
+        self.weights: dict[str, list[torch.Tensor]] = {"w_ih": [], "w_hh": [], "b_ih": [], "b_hh": []}
         for i in range(config.layers):
-            w_ih, w_hh = getattr(rnn, f"weight_ih_l{i}"), getattr(rnn, f"weight_hh_l{i}")
             b_ih, b_hh = getattr(rnn, f"bias_ih_l{i}"), getattr(rnn, f"bias_hh_l{i}")
             if config.cell != "gru":  # the GRU keeps b_hh apart: it sits inside r * (W_hn h + b_hn)
                 b_ih, b_hh = b_ih + b_hh, torch.zeros_like(b_hh)
-            self.w_ih.append((w_ih[gate_order] * scale[:, None]).t().contiguous())
-            self.w_hh.append((w_hh[gate_order] * scale[:, None]).t().contiguous())
-            self.b_ih.append(b_ih[gate_order] * scale)
-            self.b_hh.append(b_hh[gate_order] * scale)
-        self.input_table = torch.addmm(self.b_ih[0], model.embed.weight, self.w_ih[0])  # (vocab, gates)
-        self.head_w, self.head_b = model.head.weight.t().contiguous(), model.head.bias.clone()
+            for name, w in (("w_ih", getattr(rnn, f"weight_ih_l{i}")), ("w_hh", getattr(rnn, f"weight_hh_l{i}"))):
+                self.weights[name].append((w[order] * scale[:, None]).t().contiguous())
+            self.weights["b_ih"].append(b_ih[order] * scale)
+            self.weights["b_hh"].append(b_hh[order] * scale)
+        table = torch.addmm(self.weights["b_ih"][0], model.embed.weight, self.weights["w_ih"][0])
+        self.weights["table"] = [table]  # (vocab, gates): the first layer's input product per character
+        self.weights["head_w"] = [model.head.weight.t().contiguous()]
+        self.weights["head_b"] = [model.head.bias.clone()]
+        self.gate_width = self.weights["w_hh"][0].shape[1]
 
     @staticmethod
-    def _gate_layout(cell: str, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if cell == "lstm":  # PyTorch's i,f,g,o -> i,f,o,g; i,f,o halved for the tanh form of sigmoid
-            blocks = [0, 1, 3, 2]
-            order = torch.cat([torch.arange(b * hidden, (b + 1) * hidden) for b in blocks])
-            scale = torch.cat([torch.full((3 * hidden,), 0.5), torch.ones(hidden)])
-            return order, scale
-        width = {"gru": 3, "rnn": 1}[cell] * hidden
-        return torch.arange(width), torch.ones(width)
+    def _gate_layout(cell: str, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row order of the gates and their scale: LSTM i,f,g,o -> i,f,o,g; sigmoid gates halved."""
+        blocks = {"lstm": [0, 1, 3, 2], "gru": [0, 1, 2], "rnn": [0]}[cell]
+        sigmoid_blocks = {"lstm": 3, "gru": 2, "rnn": 0}[cell]
+        order = torch.cat([torch.arange(b * n, (b + 1) * n) for b in blocks]).to(device)
+        scale = torch.ones(len(blocks) * n, device=device)
+        scale[: sigmoid_blocks * n] = 0.5
+        return order, scale
 
     def start(self, state: State) -> dict:
-        """Working buffers for a batch, holding a copy of `state` (layers, batch, hidden)."""
-        batch = state[0].shape[1]
-        gates = self.w_hh[0].shape[1]
-        buffers = {
-            "h": [s.clone() for s in state[0]],
-            "gates": [state[0].new_empty(batch, gates) for _ in self.w_hh],
-            "tmp": [state[0].new_empty(batch, self.hidden) for _ in self.w_hh],
-            "logits": state[0].new_empty(batch, self.head_w.shape[1]),
-        }
-        if self.cell == "lstm":
-            buffers["c"] = [s.clone() for s in state[1]]
-        if self.cell == "gru":
-            buffers["gh"] = [state[0].new_empty(batch, gates) for _ in self.w_hh]
-        return buffers
+        """Working memory for a batch, starting from a copy of `state` (layers, batch, hidden)."""
+        batch, n = state[0].shape[1], self.hidden
+        ops = _NumpyOps if self.on_cpu and batch == 1 else _TorchOps
+        new = state[0].new_empty
+        layers = []
+        for i in range(self.layers):
+            gates = new(batch, self.gate_width)
+            c = state[1][i].clone() if self.cell == "lstm" else new(0)
+            layers.append(_Layer(state[0][i].clone(), c, gates, new(batch, self.gate_width), new(batch, n), ()))
+        logits = new(batch, self.weights["head_w"][0].shape[1])
+        arrays = [_Layer(*(ops.array(t) for t in (x.h, x.c, x.gates, x.product, x.tmp)), views=()) for x in layers]
+        for layer in arrays:
+            g = layer.gates
+            if self.cell == "lstm":  # sigmoid part, then i, f, o, g
+                layer.views = (g[:, : 3 * n], g[:, :n], g[:, n : 2 * n], g[:, 2 * n : 3 * n], g[:, 3 * n :])
+            elif self.cell == "gru":  # sigmoid part (reset, update), reset, update, new; and h's new part
+                layer.views = (g[:, : 2 * n], g[:, :n], g[:, n : 2 * n], g[:, 2 * n :])
+                layer.views += (layer.product[:, : 2 * n], layer.product[:, 2 * n :])
+        weights = {name: [ops.array(w) for w in ws] for name, ws in self.weights.items()}
+        return {"ops": ops, "tensors": layers, "layers": arrays, "weights": weights, "logits": logits,
+                "logits_array": ops.array(logits)}  # fmt: skip
 
     def state(self, buffers: dict) -> State:
+        layers = buffers["tensors"]
         if self.cell == "lstm":
-            return torch.stack(buffers["h"]), torch.stack(buffers["c"])
-        return (torch.stack(buffers["h"]),)
+            return torch.stack([x.h for x in layers]), torch.stack([x.c for x in layers])
+        return (torch.stack([x.h for x in layers]),)
 
     def __call__(self, ids: torch.Tensor, buffers: dict) -> torch.Tensor:
         """Advance every row by one character; returns the logits buffer (batch, vocab), reused next step."""
-        h = buffers["h"]
-        for i in range(len(self.w_hh)):
-            gates = buffers["gates"][i]
+        ops, w, layers = buffers["ops"], buffers["weights"], buffers["layers"]
+        xp = np if ops is _NumpyOps else torch
+        for i, layer in enumerate(layers):
             if i == 0:
-                torch.index_select(self.input_table, 0, ids, out=gates)
+                ops.lookup(w["table"][0], ids, layer.gates)
             else:
-                torch.addmm(self.b_ih[i], h[i - 1], self.w_ih[i], out=gates)
+                xp.matmul(layers[i - 1].h, w["w_ih"][i], out=layer.gates)
+                xp.add(layer.gates, w["b_ih"][i], out=layer.gates)
+            xp.matmul(layer.h, w["w_hh"][i], out=layer.product)
             if self.cell == "lstm":
-                self._lstm(gates, h[i], buffers["c"][i], buffers["tmp"][i], self.w_hh[i])
+                self._lstm(xp, layer)
             elif self.cell == "gru":
-                self._gru(gates, buffers["gh"][i], h[i], buffers["tmp"][i], self.w_hh[i], self.b_hh[i])
+                xp.add(layer.product, w["b_hh"][i], out=layer.product)
+                self._gru(xp, layer)
             else:
-                gates.addmm_(h[i], self.w_hh[i])
-                torch.tanh(gates, out=h[i])
-        return torch.addmm(self.head_b, h[-1], self.head_w, out=buffers["logits"])
+                xp.add(layer.gates, layer.product, out=layer.gates)
+                xp.tanh(layer.gates, out=layer.h)
+        xp.matmul(layers[-1].h, w["head_w"][0], out=buffers["logits_array"])
+        xp.add(buffers["logits_array"], w["head_b"][0], out=buffers["logits_array"])
+        return buffers["logits"]
 
-    def _lstm(self, gates, h, c, tmp, w_hh):
-        n = self.hidden
-        gates.addmm_(h, w_hh).tanh_()
-        gates[:, : 3 * n].mul_(0.5).add_(0.5)  # i, f, o: tanh(x/2)/2 + 1/2 = sigmoid(x)
-        i, f, o, g = gates[:, :n], gates[:, n : 2 * n], gates[:, 2 * n : 3 * n], gates[:, 3 * n :]
-        c.mul_(f).addcmul_(i, g)
-        torch.tanh(c, out=tmp)
-        torch.mul(o, tmp, out=h)
+    @staticmethod
+    def _sigmoid_from_halved(xp, x) -> None:
+        """x holds tanh(z/2); make it sigmoid(z) = tanh(z/2)/2 + 1/2."""
+        xp.multiply(x, 0.5, out=x)
+        xp.add(x, 0.5, out=x)
 
-    def _gru(self, gates_in, gates_h, h, tmp, w_hh, b_hh):
-        n = self.hidden
-        torch.addmm(b_hh, h, w_hh, out=gates_h)
-        rz = gates_in[:, : 2 * n].add_(gates_h[:, : 2 * n]).sigmoid_()
-        r, z = rz[:, :n], rz[:, n:]
-        candidate = gates_in[:, 2 * n :].addcmul_(r, gates_h[:, 2 * n :]).tanh_()
-        torch.sub(h, candidate, out=tmp)  # h' = n + z * (h - n)
-        torch.addcmul(candidate, z, tmp, out=h)
+    def _lstm(self, xp, layer: _Layer) -> None:
+        sig, i, f, o, g = layer.views
+        xp.add(layer.gates, layer.product, out=layer.gates)
+        xp.tanh(layer.gates, out=layer.gates)
+        self._sigmoid_from_halved(xp, sig)
+        xp.multiply(layer.c, f, out=layer.c)  # c = f * c + i * g
+        xp.multiply(i, g, out=layer.tmp)
+        xp.add(layer.c, layer.tmp, out=layer.c)
+        xp.tanh(layer.c, out=layer.tmp)  # h = o * tanh(c)
+        xp.multiply(o, layer.tmp, out=layer.h)
+
+    def _gru(self, xp, layer: _Layer) -> None:
+        sig, r, z, candidate, h_sig, h_new = layer.views
+        xp.add(sig, h_sig, out=sig)
+        xp.tanh(sig, out=sig)
+        self._sigmoid_from_halved(xp, sig)
+        xp.multiply(r, h_new, out=h_new)  # n = tanh(x_n + r * (W_hn h + b_hn))
+        xp.add(candidate, h_new, out=candidate)
+        xp.tanh(candidate, out=candidate)
+        xp.subtract(layer.h, candidate, out=layer.tmp)  # h' = n + z * (h - n)
+        xp.multiply(z, layer.tmp, out=layer.tmp)
+        xp.add(candidate, layer.tmp, out=layer.h)
 
 
 class Sampler:

@@ -276,12 +276,14 @@ class Trainer:
             f"{verb}: {params:,} parameters, {chars:,} training characters, {len(self.data.val_ids):,} validation, "
             f"vocabulary {len(self.data.vocab)}, device {self.device}"
         )
-        if params < chars / 100:
-            progress.message(
-                "hint: far fewer parameters than characters; the model will likely underfit (raise --hidden)"
-            )
-        elif params > 10 * chars:
-            progress.message("hint: far more parameters than characters; watch for overfitting (raise --dropout)")
+        ratio = params / chars
+        if ratio < 0.01:
+            advice = "far fewer parameters than characters: the model will likely underfit (raise --hidden)"
+        elif ratio > 10:
+            advice = "far more parameters than characters: it may overfit (raise --dropout or lower --hidden)"
+        else:
+            advice = "a reasonable match; if validation loss ends well above training loss, raise --dropout"
+        progress.message(f"hint: {ratio:.2g} parameters per training character, {advice}")
 
     def _finish(self, progress: Progress, reason: str) -> TrainResult:
         latest = ckpt.list_checkpoints(self.run_dir)
@@ -385,13 +387,16 @@ def train(config: TrainConfig, stream=None) -> TrainResult:
     run_dir = Path(config.out)
     if not config.texts:
         raise CharRNNError("no text files given to train on")
-    if (run_dir / ckpt.RUN_FILE).exists():
+    if ckpt.list_checkpoints(run_dir):
         raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
     config = replace(config, texts=tuple(str(Path(t).resolve()) for t in config.texts))
     data = prepare_data(config)
     config = replace(config, model=config.model.for_vocab(len(data.vocab)))  # run.json records what was built
     _make_run_dir(run_dir)
     with ckpt.RunLock(run_dir):
+        if ckpt.list_checkpoints(run_dir):  # checked again under the lock: another process may have won
+            raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
+        (run_dir / "metrics.csv").unlink(missing_ok=True)  # from a run that died before its first checkpoint
         trainer = Trainer(config, run_dir, data, stream)
         ckpt.atomic_write_json(run_dir / ckpt.RUN_FILE, _run_json(config, data))
         return _run_with_signals(trainer, resumed=False)
@@ -408,7 +413,9 @@ def resume(run_dir: str | os.PathLike, changes: dict | None = None, stream=None)
         ckpt.clean_temporaries(run_dir)
         checkpoints = ckpt.list_checkpoints(run_dir)
         if not checkpoints:
-            raise CharRNNError(f"{run_dir}: no checkpoint to resume from; start it again with charrnn train")
+            raise CharRNNError(
+                f"{run_dir}: no checkpoint to resume from; start it again with charrnn train --out {run_dir}"
+            )
         newest = checkpoints[-1]
         try:
             tensors = ckpt.load_tensors(newest)
