@@ -52,7 +52,7 @@ BAD_INPUTS = [
     ("bad device", "train {d}/short.txt --device tpu", "unknown --device"),
     ("no text", "train", "give one or more text files"),
     ("unwritable out", "train {anna} --out {d}/notadir/run --max-steps 1", "cannot create output directory"),
-    ("resume nothing", "train --resume {d}/emptyrun", "run.json: no such file"),
+    ("resume nothing", "train --resume {d}/emptyrun", "not a charrnn run directory .no run.json"),
     ("negative length", "sample {run} --length -5", "--length must not be negative"),
     ("temperature", "sample {run} --temperature -1", "--temperature must not be negative"),
     ("top-p 0", "sample {run} --top-p 0", "--top-p must be in"),

@@ -405,6 +405,8 @@ def train(config: TrainConfig, stream=None) -> TrainResult:
 def resume(run_dir: str | os.PathLike, changes: dict | None = None, stream=None) -> TrainResult:
     """Continue the run in `run_dir` from its newest checkpoint; `changes` may alter only how long it runs."""
     run_dir = Path(run_dir)
+    if not (run_dir / ckpt.RUN_FILE).is_file():
+        raise CharRNNError(f"{run_dir}: not a charrnn run directory (no {ckpt.RUN_FILE}); start one with charrnn train")
     run = ckpt.read_json(run_dir / ckpt.RUN_FILE, "charrnn run file")
     ckpt.check_header(run, run_dir / ckpt.RUN_FILE)
     config = TrainConfig.from_json(run["train"]).with_changes(changes or {})
