@@ -172,7 +172,8 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------------
 
-    def train_step(self, lr: float) -> float:
+    def train_step(self, lr: float) -> tuple[float, int]:
+        """One batch: forward, backward, clip, Adam. Returns the loss and the characters it covered."""
         batch = self.batches.next_batch()
         if batch.starts_epoch:
             self.state = self.model.init_state(self.config.batch_size)
@@ -194,7 +195,7 @@ class Trainer:
         self.optimizer.step()
         self.state = tuple(s.detach() for s in state)
         self.step += 1
-        return loss_value
+        return loss_value, batch.targets.numel()
 
     def _non_finite(self, what: str) -> CharRNNError:
         good = ckpt.list_checkpoints(self.run_dir)
@@ -230,9 +231,9 @@ class Trainer:
             while (reason := self.stop_reason(self.elapsed_prior + time.perf_counter() - start, signals)) is None:
                 step_start = time.perf_counter()
                 lr = self.lr_at(self.elapsed_prior + step_start - start)
-                loss = self.train_step(lr)
+                loss, chars = self.train_step(lr)
                 self.train_loss_ema = loss if self.train_loss_ema is None else 0.95 * self.train_loss_ema + 0.05 * loss
-                chars_per_s = self.config.batch_size * self.config.seq_len / (time.perf_counter() - step_start)
+                chars_per_s = chars / (time.perf_counter() - step_start)
                 val = self.validate() if self.step % self.config.eval_every == 0 else None
                 row = self._row(loss, val, lr, chars_per_s, self.elapsed_prior + time.perf_counter() - start)
                 metrics.write(row)
