@@ -66,6 +66,7 @@ BAD_INPUTS = [
     ("foreign checkpoint", "sample {d}/foreign/checkpoints/step-000001.safetensors", "another program"),
     ("pickle file", "sample {d}/model.pt", "not a charrnn checkpoint"),
     ("missing run", "sample {d}/nowhere", "no such run directory"),
+    ("eval missing file", "eval {run} {d}/nope.txt", "nope.txt: no such file"),
     ("eval unknown chars", "eval {run} {d}/unknown.txt", "not in the model's vocabulary: '☃'"),
     ("eval too short", "eval {run} {d}/oneline.txt", "too short to evaluate"),
     ("info not a run", "info {d}/emptyrun", "not a charrnn run directory"),

@@ -45,7 +45,7 @@ def test_other_encodings_and_error_modes(tmp_path):
 def test_several_files_start_on_new_lines(tmp_path):
     (tmp_path / "a.txt").write_text("alpha")
     (tmp_path / "b.txt").write_text("beta\n")
-    assert corpus.read_texts([tmp_path / "a.txt", tmp_path / "b.txt"]) == "alpha\nbeta\n"
+    assert "".join(corpus.iter_chunks([tmp_path / "a.txt", tmp_path / "b.txt"])) == "alpha\nbeta\n"
 
 
 def test_split_takes_validation_from_the_end():

@@ -88,18 +88,15 @@ def iter_chunks(
 
 
 def max_chars(paths: Sequence[str | os.PathLike]) -> int:
-    """An upper bound on the characters `iter_chunks(paths)` yields (no encoding has under a byte a char)."""
-    return sum(Path(p).stat().st_size for p in paths) + len(paths)
+    """An upper bound on the characters `iter_chunks(paths)` yields (no encoding has under a byte a char).
+
+    Paths that are not files count nothing: `iter_chunks` reports them with a clear message."""
+    return sum(Path(p).stat().st_size for p in paths if Path(p).is_file()) + len(paths)
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
     """Read one file as text with universal newlines."""
     return "".join(iter_chunks([path], encoding, errors))
-
-
-def read_texts(paths: Sequence[str | os.PathLike], encoding="utf-8", errors="strict") -> str:
-    """Read several files into one text, each starting on a new line."""
-    return "".join(iter_chunks(paths, encoding, errors))
 
 
 def train_val_split(seq: T, val_fraction: float) -> tuple[T, T]:
