@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -5,7 +6,7 @@ from hypothesis import strategies as st
 
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import RecurrentStep, Sampler, SamplingOptions, pick_next
+from charrnn.sample import RecurrentStep, Sampler, SamplingOptions, pick_next, pick_next_row
 from charrnn.vocab import Vocab
 
 VOCAB = Vocab.from_text("abcdefghij \n")
@@ -26,7 +27,7 @@ def test_single_steps_match_the_fused_layers(cell, batch):
         expected, expected_state = s.model(ids)
         buffers = s._step.start(s.model.init_state(batch))
         for t in range(9):
-            logits = s._step(ids[:, t], buffers)
+            logits = torch.as_tensor(s._step(ids[:, t], buffers))
             torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-5)
     for got, want in zip(s._step.state(buffers), expected_state, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
@@ -74,6 +75,20 @@ def test_unknown_prime_characters_are_named():
         sampler().generate("aZb", 5)
 
 
+def torch_picker(seed):
+    generator = torch.Generator().manual_seed(seed)
+    return lambda row, options: pick_next(torch.tensor([row]), options, generator).item()
+
+
+def numpy_picker(seed):
+    rng = np.random.default_rng(seed)
+    return lambda row, options: pick_next_row(np.array(row, dtype=np.float32), options, rng)
+
+
+PICKERS = pytest.mark.parametrize("make_picker", [torch_picker, numpy_picker], ids=["torch", "numpy"])
+
+
+@PICKERS
 @settings(max_examples=40, deadline=None)
 @given(
     logits=st.lists(st.floats(-8, 8), min_size=6, max_size=6),
@@ -81,7 +96,7 @@ def test_unknown_prime_characters_are_named():
     top_p=st.floats(0.05, 1.0),
     seed=st.integers(0, 2**31),
 )
-def test_top_k_and_top_p_never_pick_outside_the_allowed_set(logits, top_k, top_p, seed):
+def test_top_k_and_top_p_never_pick_outside_the_allowed_set(make_picker, logits, top_k, top_p, seed):
     row = torch.tensor([logits])
     probs = torch.softmax(row[0], 0)
     order = torch.argsort(row[0], descending=True, stable=True).tolist()
@@ -90,18 +105,38 @@ def test_top_k_and_top_p_never_pick_outside_the_allowed_set(logits, top_k, top_p
     # nucleus: the smallest prefix of the ranking whose mass reaches top_p
     cumulative = torch.cumsum(ranked, 0)
     nucleus = set(order[: int((cumulative - ranked < top_p).sum())])
-    generator = torch.Generator().manual_seed(seed)
+    pick = make_picker(seed)
     options = SamplingOptions(top_k=top_k, top_p=top_p)
     ties = {i for i, v in enumerate(logits) if any(v == logits[j] for j in allowed | nucleus)}
     for _ in range(20):
-        picked = pick_next(row, options, generator).item()
+        picked = pick(logits, options)
         assert picked in ((allowed | ties) & (nucleus | ties))
 
 
-def test_top_k_one_is_greedy():
-    row = torch.tensor([[0.1, 3.0, 2.9, -1.0]])
-    generator = torch.Generator().manual_seed(0)
-    assert {pick_next(row, SamplingOptions(top_k=1), generator).item() for _ in range(30)} == {1}
+@PICKERS
+def test_top_k_one_is_greedy(make_picker):
+    pick = make_picker(0)
+    assert {pick([0.1, 3.0, 2.9, -1.0], SamplingOptions(top_k=1)) for _ in range(30)} == {1}
+
+
+@PICKERS
+@pytest.mark.parametrize(
+    "options", [SamplingOptions(), SamplingOptions(temperature=0.5, top_k=3), SamplingOptions(top_p=0.8)]
+)
+def test_pickers_draw_from_the_softmax_they_describe(make_picker, options):
+    logits = [2.0, 1.0, 0.5, 0.0, -1.0]
+    scaled = torch.tensor(logits) / options.temperature
+    probs = torch.softmax(scaled, 0)
+    if options.top_k:
+        probs[options.top_k :] = 0
+    if options.top_p < 1:
+        probs[(torch.cumsum(probs, 0) - probs) >= options.top_p] = 0
+    probs /= probs.sum()
+    pick, draws = make_picker(7), 20_000
+    counts = np.bincount([pick(logits, options) for _ in range(draws)], minlength=len(logits))
+    expected = draws * probs.numpy()
+    # four standard deviations of a binomial count: fails for a wrong distribution, not for chance
+    assert np.all(np.abs(counts - expected) <= 4 * np.sqrt(expected * (1 - probs.numpy())) + 1)
 
 
 def test_recurrent_step_tabulates_the_first_layer_per_character():

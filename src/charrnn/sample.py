@@ -61,6 +61,24 @@ def pick_next(logits: torch.Tensor, options: SamplingOptions, generator: torch.G
     return (choice if indices is None else indices.gather(-1, choice)).squeeze(-1)
 
 
+def pick_next_row(logits: np.ndarray, options: SamplingOptions, rng: np.random.Generator) -> int:
+    """`pick_next` for a single row of logits (vocab,) in numpy: the batch-1 loop on the CPU, where
+    each of torch's calls would cost more than the whole choice does here."""
+    if options.is_greedy:
+        return int(logits.argmax())
+    ranked = np.argsort(-logits, kind="stable")  # likeliest first
+    if 0 < options.top_k < len(ranked):
+        ranked = ranked[: options.top_k]
+    scaled = logits[ranked] * (1.0 / options.temperature)
+    weights = np.exp(scaled - scaled[0])  # unnormalised softmax; the first is the largest
+    if options.top_p < 1.0:
+        before = np.cumsum(weights) - weights  # mass of the likelier ones; the first always stays
+        weights = weights[before < options.top_p * weights.sum()]
+    cumulative = np.cumsum(weights)
+    chosen = np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")
+    return int(ranked[min(chosen, len(cumulative) - 1)])
+
+
 class _TorchOps:
     """Array operations for the step on torch tensors (batches, and any device)."""
 
@@ -84,8 +102,8 @@ class _NumpyOps:
         return tensor.numpy()
 
     @staticmethod
-    def lookup(table, ids: torch.Tensor, out) -> None:
-        np.take(table, ids.numpy(), axis=0, out=out)
+    def lookup(table, ids, out) -> None:
+        np.take(table, np.asarray(ids), axis=0, out=out)
 
 
 @dataclass
@@ -162,8 +180,7 @@ class RecurrentStep:
                 layer.views = (g[:, : 2 * n], g[:, :n], g[:, n : 2 * n], g[:, 2 * n :])
                 layer.views += (layer.product[:, : 2 * n], layer.product[:, 2 * n :])
         weights = {name: [ops.array(w) for w in ws] for name, ws in self.weights.items()}
-        return {"ops": ops, "tensors": layers, "layers": arrays, "weights": weights, "logits": logits,
-                "logits_array": ops.array(logits)}  # fmt: skip
+        return {"ops": ops, "tensors": layers, "layers": arrays, "weights": weights, "logits": ops.array(logits)}
 
     def state(self, buffers: dict) -> State:
         layers = buffers["tensors"]
@@ -171,8 +188,9 @@ class RecurrentStep:
             return torch.stack([x.h for x in layers]), torch.stack([x.c for x in layers])
         return (torch.stack([x.h for x in layers]),)
 
-    def __call__(self, ids: torch.Tensor, buffers: dict) -> torch.Tensor:
-        """Advance every row by one character; returns the logits buffer (batch, vocab), reused next step."""
+    def __call__(self, ids, buffers: dict):
+        """Advance every row by one character; returns the logits buffer (batch, vocab), reused next step,
+        as the ops' array (numpy for one row on the CPU, else torch)."""
         ops, w, layers = buffers["ops"], buffers["weights"], buffers["layers"]
         xp = np if ops is _NumpyOps else torch
         for i, layer in enumerate(layers):
@@ -190,8 +208,8 @@ class RecurrentStep:
             else:
                 xp.add(layer.gates, layer.product, out=layer.gates)
                 xp.tanh(layer.gates, out=layer.h)
-        xp.matmul(layers[-1].h, w["head_w"][0], out=buffers["logits_array"])
-        xp.add(buffers["logits_array"], w["head_b"][0], out=buffers["logits_array"])
+        xp.matmul(layers[-1].h, w["head_w"][0], out=buffers["logits"])
+        xp.add(buffers["logits"], w["head_b"][0], out=buffers["logits"])
         return buffers["logits"]
 
     @staticmethod
@@ -258,11 +276,14 @@ class Sampler:
             raise CharRNNError(f"--length must not be negative, got {max_new_chars}")
         if num_samples <= 0:
             raise CharRNNError(f"--num-samples must be positive, got {num_samples}")
-        generator = torch.Generator(self.device)
-        generator.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
+        seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         with torch.inference_mode():
             ids, state = self._warm(prime, num_samples)
             buffers = self._step.start(state)
+        if buffers["ops"] is _NumpyOps:
+            return self._row_steps(ids.numpy().copy(), buffers, max_new_chars, options, np.random.default_rng(seed))
+        generator = torch.Generator(self.device)
+        generator.manual_seed(seed)
         return self._steps(ids, buffers, max_new_chars, options, generator)
 
     @torch.inference_mode()
@@ -271,6 +292,14 @@ class Sampler:
         for _ in range(max_new_chars):
             ids = pick_next(self._step(ids, buffers), options, generator)
             yield [chars[i] for i in ids.tolist()]
+
+    def _row_steps(self, ids: np.ndarray, buffers, max_new_chars, options, rng) -> Iterator[list[str]]:
+        """The batch-1 loop on the CPU, numpy throughout: no torch call per character, so neither its
+        per-call cost nor its thread pool waking beside numpy's (which costs more than the choice)."""
+        chars = self.vocab.chars
+        for _ in range(max_new_chars):
+            ids[0] = pick_next_row(self._step(ids, buffers)[0], options, rng)
+            yield [chars[ids[0]]]
 
     def stream(self, prime: str = "", max_new_chars: int = 200, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, seed: int | None = None, greedy: bool = False) -> Iterator[str]:  # fmt: skip
