@@ -6,6 +6,9 @@ wall-clock budgets, for named configurations, through the real `charrnn.train` l
     python benchmarks/bench_quality.py --configs default,notebook --corpus shakespeare --budgets 5
     python benchmarks/bench_quality.py --configs default --set batch_size=16,lr=3e-3 --budgets 5
 
+`--steps N` gives every run N steps instead of a time budget: the fair way to compare settings that
+do not change a step's cost (learning rate, schedule, averaging) on a machine whose speed drifts.
+
 Each budget is its own run (the learning-rate schedule spans the whole budget). Prints a table and
 writes benchmarks/results/quality-*.json with every run's validation curve.
 """
@@ -57,11 +60,14 @@ def parse_overrides(text: str) -> dict:
     return overrides
 
 
-def make_config(name: str, text: Path, out: Path, budget_s: float, overrides: dict) -> charrnn.TrainConfig:
+def make_config(
+    name: str, text: Path, out: Path, budget_s: float, overrides: dict, steps: int | None = None
+) -> charrnn.TrainConfig:
     spec = {**CONFIGS[name], **{k: v for k, v in overrides.items() if k != "model"}}
     model = replace(charrnn.ModelConfig(), **{**CONFIGS[name].get("model", {}), **overrides.get("model", {})})
     spec.pop("model", None)
-    return charrnn.TrainConfig(texts=(str(text),), out=str(out), model=model, time_budget=budget_s, **spec)
+    stop = {"max_steps": steps} if steps else {"time_budget": budget_s}
+    return charrnn.TrainConfig(texts=(str(text),), out=str(out), model=model, **stop, **spec)
 
 
 def run_one(config: charrnn.TrainConfig) -> dict:
@@ -91,11 +97,13 @@ def main() -> None:
     parser.add_argument("--budgets", default="1,5,10", help="minutes, comma-separated")
     parser.add_argument("--long", action="store_true", help="also 30 and 60 minutes")
     parser.add_argument("--set", default="", help="overrides for every config, e.g. hidden=384,batch_size=16")
+    parser.add_argument("--steps", type=int, help="stop each run after this many steps instead of a time budget")
     parser.add_argument("--label", default="", help="a name for this variant in the table")
     args = parser.parse_args()
 
     text = Path(CORPORA.get(args.corpus, args.corpus))
     budgets = [float(b) for b in args.budgets.split(",")] + ([30.0, 60.0] if args.long else [])
+    budgets = [0.0] if args.steps else budgets
     overrides = parse_overrides(args.set)
     records = []
     workdir = Path(tempfile.mkdtemp(prefix="charrnn-quality-"))
@@ -103,7 +111,7 @@ def main() -> None:
         for name in args.configs.split(","):
             for minutes in budgets:
                 out = workdir / f"{name}-{minutes:g}m"
-                record = run_one(make_config(name, text, out, minutes * 60, overrides))
+                record = run_one(make_config(name, text, out, minutes * 60, overrides, args.steps))
                 record.update(config_name=name + (f"+{args.label or args.set}" if args.set else ""), budget_min=minutes)
                 records.append(record)
                 print(

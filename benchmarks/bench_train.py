@@ -5,7 +5,9 @@
 For each size it measures, interleaved so that machine noise hits all alike (medians):
   * ceiling  - the fp32 matrix multiplies the model needs, timed alone on exactly its shapes
                (batched input/output projections, per-step recurrent products, their gradients);
-               also the peak rate of one large multiply for scale
+               also the peak rate of one large multiply for scale; and the same floor were every
+               step's recurrent products of all layers one batched call (a wavefront's best case),
+               with the speed-up over the reference that this would allow at most
   * bare     - charrnn's model: forward, backward, clip, Adam step, nothing else
   * ref      - benchmarks/reference_notebook.py, the plain port a user would write
   * loop     - charrnn's real training loop (data, metrics, logging), plus validation and a
@@ -68,18 +70,30 @@ def gemm_seconds(m: int, k: int, n: int, repeats: int = 5) -> float:
     return median_time(lambda: torch.mm(a, b), repeats, warmup=2)
 
 
-def ceiling_seconds(size: Size) -> float:
-    """Time of the model's matrix multiplies alone, on its own shapes: the floor for one batch."""
+def bmm_seconds(groups: int, m: int, k: int, n: int, repeats: int = 5) -> float:
+    a, b = torch.randn(groups, m, k), torch.randn(groups, k, n)
+    return median_time(lambda: torch.bmm(a, b), repeats, warmup=2)
+
+
+def ceiling_seconds(size: Size) -> tuple[float, float]:
+    """Time of the model's matrix multiplies alone, on its own shapes: the floor for one batch.
+
+    Also the same floor were the layers run as a wavefront (layer l at step t beside layer l+1 at
+    step t-1), where each step's recurrent products of all layers, and their gradients, are one
+    batched call: the most such a scheme could save, measured rather than assumed.
+    """
     h, bs, g = size.hidden, size.chars, 4 * size.hidden
     total, width = 0.0, VOCAB
     for _ in range(size.layers):
         # batched over all steps: input projection forward, its input gradient, both weight gradients
         total += gemm_seconds(bs, width, g) + gemm_seconds(bs, g, width)
         total += gemm_seconds(g, bs, width) + gemm_seconds(g, bs, h)
-        # per step: recurrent product forward and its gradient
-        total += size.steps * (gemm_seconds(size.batch, h, g) + gemm_seconds(size.batch, g, h))
         width = h
-    return total + gemm_seconds(bs, h, VOCAB) + gemm_seconds(bs, VOCAB, h) + gemm_seconds(VOCAB, bs, h)
+    total += gemm_seconds(bs, h, VOCAB) + gemm_seconds(bs, VOCAB, h) + gemm_seconds(VOCAB, bs, h)
+    # per step: recurrent product forward and its gradient, one call per layer or one for all
+    per_layer = size.layers * (gemm_seconds(size.batch, h, g) + gemm_seconds(size.batch, g, h))
+    together = bmm_seconds(size.layers, size.batch, h, g) + bmm_seconds(size.layers, size.batch, g, h)
+    return total + size.steps * per_layer, total + size.steps * together
 
 
 def peak_gflops() -> float:
@@ -123,7 +137,7 @@ def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
         bare.append(median_time(lambda: bare_step(trainer), 1, warmup=1))
         ref.append(median_time(lambda: reference.step(x, y), 1, warmup=1))
     bare_s, ref_s = sorted(bare)[len(bare) // 2], sorted(ref)[len(ref) // 2]
-    floor_s = ceiling_seconds(size)
+    floor_s, wavefront_floor_s = ceiling_seconds(size)
     validate_s = median_time(trainer.validate, 1, warmup=0)
     save_s = median_time(lambda: trainer.save(0.0), 3, warmup=0)
     loop_s = loop_seconds_per_step(trainer, max(rounds, 4), validate_s, save_s)
@@ -136,6 +150,8 @@ def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
         "gflop_per_batch": flops / 1e9,
         "ceiling_s": floor_s,
         "ceiling_gflops": flops / floor_s / 1e9,
+        "wavefront_ceiling_s": wavefront_floor_s,
+        "best_wavefront_vs_ref": ref_s / wavefront_floor_s,
         "bare_s": bare_s,
         "ref_s": ref_s,
         "loop_s": loop_s,
@@ -166,10 +182,11 @@ def main() -> None:
     print(f"peak fp32 GEMM (2048^3): {peak:.0f} GFLOP/s, {torch.get_num_threads()} threads")
     print_table(
         ["size", "batch", "MFLOP/char", "ceiling s", "bare s", "loop s", "ref s", "chars/s", "ref chars/s",
-         "of ceiling", "vs ref", "loop overhead"],
+         "of ceiling", "vs ref", "loop overhead", "wavefront ceiling s", "its best vs ref"],
         [[r["size"], r["batch"], f"{r['mflop_per_char']:.1f}", f"{r['ceiling_s']:.3f}", f"{r['bare_s']:.3f}",
           f"{r['loop_total_s']:.3f}", f"{r['ref_s']:.3f}", f"{r['chars_per_s']:,.0f}", f"{r['ref_chars_per_s']:,.0f}",
-          f"{r['share_of_ceiling']:.0%}", f"{r['speedup_vs_ref']:.2f}x", f"{r['loop_overhead']:+.1%}"] for r in rows],
+          f"{r['share_of_ceiling']:.0%}", f"{r['speedup_vs_ref']:.2f}x", f"{r['loop_overhead']:+.1%}",
+          f"{r['wavefront_ceiling_s']:.3f}", f"{r['best_wavefront_vs_ref']:.2f}x"] for r in rows],
         title="Training throughput (seconds per batch, medians; loop includes validation + save every "
         f"{rows[0]['cadence_steps']} steps)",
     )  # fmt: skip

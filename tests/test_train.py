@@ -8,7 +8,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.metrics import COLUMNS, read_metrics
-from charrnn.train import NAN_FAULT_ENV
+from charrnn.train import NAN_FAULT_ENV, Trainer, prepare_data
 
 from conftest import tiny_config
 
@@ -28,10 +28,12 @@ def test_training_lowers_the_loss_and_writes_a_row_per_step(tiny_run):
     assert [c.step for c in ckpt.list_checkpoints(tiny_run)] == [10, 20, 30]
 
 
-def test_resume_continues_bit_for_bit(tmp_path, anna_50k):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_continues_bit_for_bit(tmp_path, anna_50k, ema):
     # A constant schedule so that the first leg's --max-steps does not change its learning rates.
-    straight = charrnn.train(tiny_config(anna_50k, tmp_path / "a", max_steps=25, lr_schedule="constant"), QUIET)
-    charrnn.train(tiny_config(anna_50k, tmp_path / "b", max_steps=13, lr_schedule="constant"), QUIET)
+    flags = dict(lr_schedule="constant", ema=ema)
+    straight = charrnn.train(tiny_config(anna_50k, tmp_path / "a", max_steps=25, **flags), QUIET)
+    charrnn.train(tiny_config(anna_50k, tmp_path / "b", max_steps=13, **flags), QUIET)
     resumed = charrnn.resume(tmp_path / "b", {"max_steps": 25}, QUIET)
     assert straight.step == resumed.step == 25
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
@@ -42,6 +44,28 @@ def test_resume_continues_bit_for_bit(tmp_path, anna_50k):
     assert [(r["step"], r["train_loss"], r["val_loss"]) for r in rows_a] == [
         (r["step"], r["train_loss"], r["val_loss"]) for r in rows_b
     ]
+
+
+def test_moving_average_starts_as_a_mean_then_decays(tmp_path, anna_50k):
+    config = tiny_config(anna_50k, tmp_path / "run", max_steps=6, ema=0.6)
+    trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+    expected = None
+    for step in range(6):
+        trainer.train_step(config.lr)
+        current = [p.detach().clone() for p in trainer.model.parameters()]
+        weight = max(1 / (step + 1), 1 - config.ema)  # 1, 1/2, 1/3, then 0.4 each step
+        expected = (
+            current if expected is None else [e + (c - e) * weight for e, c in zip(expected, current, strict=True)]
+        )
+    for got, want, trained in zip(
+        trainer.inference_model.parameters(), expected, trainer.model.parameters(), strict=True
+    ):
+        torch.testing.assert_close(got, want)
+        assert not torch.equal(got, trained)
+    trainer.save(0.0)
+    sampler = charrnn.load(tmp_path, "latest")  # sampling takes the average
+    for got, want in zip(sampler.model.parameters(), expected, strict=True):
+        torch.testing.assert_close(got, want)
 
 
 def test_resume_refuses_changes_that_alter_the_model(tmp_path, tiny_run):

@@ -62,6 +62,13 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     add("--lr-schedule", choices=("cosine", "constant"), default=s, help="cosine decay to --min-lr-ratio, or constant")
     add("--min-lr-ratio", type=float, default=s, help=f"final lr as a fraction of --lr (default {d.min_lr_ratio})")
     add("--warmup-steps", type=int, default=s, help=f"linear lr warm-up steps (default {d.warmup_steps})")
+    add("--adam-beta2", type=float, default=s, help=f"Adam's second-moment decay (default {d.adam_beta2})")
+    add(
+        "--ema",
+        type=float,
+        default=s,
+        help=f"validate and sample with a moving average of the weights of this decay, 0 for none (default {d.ema})",
+    )
     add("--grad-clip", type=float, default=s, help=f"global gradient-norm clip, 0 for none (default {d.grad_clip})")
     add("--epochs", type=int, default=s, help="stop after this many passes over the text")
     add("--max-steps", type=int, default=s, help="stop after this many batches")

@@ -30,6 +30,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     warmup_steps: int = 50
     grad_clip: float = 5.0
+    adam_beta2: float = 0.999
+    ema: float = 0.0  # decay of the weights' moving average that validation and sampling use; 0: off
     epochs: int | None = None
     max_steps: int | None = None
     time_budget: float | None = None  # seconds of training (evaluation and saving included)
@@ -58,6 +60,10 @@ class TrainConfig:
             raise CharRNNError("--grad-clip and --warmup-steps must not be negative")
         if not 0.0 <= self.val_fraction < 1.0:
             raise CharRNNError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.ema < 1.0:
+            raise CharRNNError(f"--ema must be in [0, 1), got {self.ema}")
+        if not 0.0 <= self.adam_beta2 < 1.0:
+            raise CharRNNError(f"--adam-beta2 must be in [0, 1), got {self.adam_beta2}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise CharRNNError(f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from . import checkpoint as ckpt
 from .batches import BatchSource
@@ -137,7 +138,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         model_config = config.model.for_vocab(len(data.vocab))
         self.model = CharRNN(model_config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
+        self.average = _moving_average(self.model, config.ema) if config.ema else None
         self.batches = BatchSource(data.train_ids, config.batch_size, config.seq_len, self.device)
         self.state = self.model.init_state(config.batch_size)
         self.step = 0
@@ -193,6 +195,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         self.state = tuple(s.detach() for s in state)
         self.step += 1
         return loss_value, batch.targets.numel()
@@ -255,9 +259,14 @@ class Trainer:
     def validate(self) -> float | None:
         if len(self.data.val_ids) < 2:
             return None
-        self.val_loss, self.val_step = evaluate(self.model, self.data.val_ids).loss, self.step
+        self.val_loss, self.val_step = evaluate(self.inference_model, self.data.val_ids).loss, self.step
         self.best_val = self.val_loss if self.best_val is None else min(self.best_val, self.val_loss)
         return self.val_loss
+
+    @property
+    def inference_model(self) -> CharRNN:
+        """The weights validation scores and checkpoints offer for sampling: the average, if kept."""
+        return self.model if self.average is None else self.average.module
 
     def _row(self, loss, val, lr, chars_per_s, elapsed) -> StepMetrics:
         epoch = self.batches.epoch + self.batches.window / self.batches.windows_per_epoch
@@ -306,7 +315,11 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------
 
     def save(self, elapsed: float) -> None:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        # "model." holds the weights to use (the average, if kept); "train." the ones being trained beside it
+        tensors = {f"model.{k}": v for k, v in self.inference_model.state_dict().items()}
+        if self.average is not None:
+            tensors.update({f"train.{k}": v for k, v in self.model.state_dict().items()})
+            tensors["average.count"] = self.average.n_averaged
         optim_state = self.optimizer.state_dict()
         for index, param_state in optim_state["state"].items():
             for key, value in param_state.items():
@@ -334,8 +347,12 @@ class Trainer:
 
     def restore(self, info: ckpt.CheckpointInfo, tensors: dict[str, torch.Tensor]) -> None:
         meta = info.meta
-        model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(model_state)
+        used = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        trained = {k.removeprefix("train."): v for k, v in tensors.items() if k.startswith("train.")}
+        self.model.load_state_dict(trained or used)
+        if self.average is not None:
+            self.average.module.load_state_dict(used)
+            self.average.n_averaged.copy_(tensors["average.count"])
         per_param: dict[int, dict] = {}
         for key, value in tensors.items():
             if key.startswith("optim."):
@@ -358,6 +375,19 @@ class Trainer:
         self.val_step = self.step if self.val_loss is not None else -1
         self.best_val = meta.get("best_val_loss")
         self.train_loss_ema = meta.get("train_loss")
+
+
+def _moving_average(model: CharRNN, decay: float) -> AveragedModel:
+    """An exponential moving average of `model`'s weights that starts as their plain running mean,
+    so that the first steps' random weights do not linger in it for 1/(1-decay) steps."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        weight = torch.clamp(1.0 / (count + 1), min=1.0 - decay)
+        return averaged + (current - averaged) * weight
+
+    averaged = AveragedModel(model, avg_fn=average)
+    averaged.module.eval()
+    return averaged
 
 
 # --- entry points ------------------------------------------------------------------------------------
