@@ -122,10 +122,20 @@ def test_default_stop_is_a_time_budget():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("batch_size", 0), ("seq_len", -1), ("lr", 0), ("val_fraction", 1.0), ("lr_schedule", "step"), ("device", "tpu")],
+    [
+        ("batch_size", 0),
+        ("seq_len", -1),
+        ("lr", 0),
+        ("val_fraction", 1.0),
+        ("lr_schedule", "step"),
+        ("device", "tpu"),
+        ("ema", 1.0),
+        ("ema", -0.5),
+        ("adam_beta2", 1.0),
+    ],
 )
 def test_bad_training_flags(field, value):
-    with pytest.raises(CharRNNError):
+    with pytest.raises(CharRNNError, match=field.replace("_", "-").split("-")[0]):
         TrainConfig(texts=("x",), **{field: value})
 
 
