@@ -114,8 +114,9 @@ def main() -> None:
                 record = run_one(make_config(name, text, out, minutes * 60, overrides, args.steps))
                 record.update(config_name=name + (f"+{args.label or args.set}" if args.set else ""), budget_min=minutes)
                 records.append(record)
+                budget = f"{args.steps} steps" if args.steps else f"{minutes:g} min"
                 print(
-                    f"{record['config_name']:>24} {minutes:>5g} min: val {record['val_loss']:.4f} nats "
+                    f"{record['config_name']:>24} {budget:>10}: val {record['val_loss']:.4f} nats "
                     f"({record['val_bpc']:.3f} bpc), {record['steps']} steps, {record['train_chars_per_s']:,.0f} chars/s",
                     flush=True,
                 )

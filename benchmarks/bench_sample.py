@@ -44,16 +44,15 @@ def chars_per_s(sampler: Sampler, chars: int, batch: int) -> float:
 def weight_read_floor_s(sampler: Sampler) -> float:
     """Seconds to read one step's weight matrices once each, in turn, as the fastest one-row
     products this machine has (numpy's BLAS; the same matrices, so the same cache behaviour)."""
-    step = sampler._step
-    w = step.weights
-    matrices = [m.numpy() for m in w["w_hh"] + w["w_ih"][1:] + w["head_w"]]
-    rows = [np.ones((1, w.shape[0]), dtype=np.float32) for w in matrices]
-    outs = [np.empty((1, w.shape[1]), dtype=np.float32) for w in matrices]
+    weights = sampler._step.weights
+    matrices = [m.numpy() for m in weights["w_hh"] + weights["w_ih"][1:] + weights["head_w"]]
+    rows = [np.ones((1, m.shape[0]), dtype=np.float32) for m in matrices]
+    outs = [np.empty((1, m.shape[1]), dtype=np.float32) for m in matrices]
 
     def read_all():
         for _ in range(100):
-            for x, w, out in zip(rows, matrices, outs, strict=True):
-                np.matmul(x, w, out=out)
+            for row, matrix, out in zip(rows, matrices, outs, strict=True):
+                np.matmul(row, matrix, out=out)
 
     return median_time(read_all, 5, warmup=1) / 100
 
