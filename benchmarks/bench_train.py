@@ -101,7 +101,8 @@ def peak_gflops() -> float:
     return 2 * n**3 / gemm_seconds(n, n, n) / 1e9
 
 
-def make_trainer(size: Size, text: Path, out: Path) -> Trainer:
+def make_trainer(size: Size, text: Path, out: Path, **overrides) -> Trainer:
+    """A Trainer for `size` with the notebook's input width and dropout; `overrides` are TrainConfig fields."""
     config = TrainConfig(
         texts=(str(text),),
         out=str(out),
@@ -110,6 +111,7 @@ def make_trainer(size: Size, text: Path, out: Path) -> Trainer:
         seq_len=size.steps,
         lr=1e-3,
         max_steps=10**9,
+        **overrides,
     )
     out.mkdir(parents=True, exist_ok=True)
     return Trainer(config, out, prepare_data(config), stream=open(os.devnull, "w"))

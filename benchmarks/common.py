@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("CHARRNN_DATA_DIR") or ROOT.parent / "shared" / "data")  # as tests/conftest.py
 CORPORA = {"anna": DATA / "anna.txt", "shakespeare": DATA / "tinyshakespeare.txt"}
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -27,12 +27,14 @@ class NotebookLSTM(nn.Module):
 class NotebookTrainer:
     """One training step at a time, exactly as the notebook's loop does it."""
 
-    def __init__(self, vocab_size: int, hidden: int, layers: int, batch_size: int, lr=1e-3, clip=5.0, dropout=0.5):
-        self.model = NotebookLSTM(vocab_size, hidden, layers, dropout)
+    def __init__(
+        self, vocab_size: int, hidden: int, layers: int, batch_size: int, lr=1e-3, clip=5.0, dropout=0.5, device="cpu"
+    ):
+        self.model = NotebookLSTM(vocab_size, hidden, layers, dropout).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.clip = clip
         shape = (layers, batch_size, hidden)
-        self.state = (torch.zeros(shape), torch.zeros(shape))
+        self.state = (torch.zeros(shape, device=device), torch.zeros(shape, device=device))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.state = tuple(s.detach() for s in self.state)

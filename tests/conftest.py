@@ -11,7 +11,8 @@ import pytest
 
 import charrnn
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The corpora sit beside the checkout; CHARRNN_DATA_DIR points elsewhere (a machine the checkout was copied to).
+DATA_DIR = Path(os.environ.get("CHARRNN_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 ANNA = DATA_DIR / "anna.txt"
 
 # Small enough to train in seconds, big enough that every stage is exercised.

@@ -28,10 +28,10 @@ def test_training_lowers_the_loss_and_writes_a_row_per_step(tiny_run):
     assert [c.step for c in ckpt.list_checkpoints(tiny_run)] == [10, 20, 30]
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_resume_continues_bit_for_bit(tmp_path, anna_50k, ema):
+@pytest.mark.parametrize("ema, precision", [(0.0, "fp32"), (0.9, "fp32"), (0.0, "bf16")])
+def test_resume_continues_bit_for_bit(tmp_path, anna_50k, ema, precision):
     # A constant schedule so that the first leg's --max-steps does not change its learning rates.
-    flags = dict(lr_schedule="constant", ema=ema)
+    flags = dict(lr_schedule="constant", ema=ema, precision=precision)
     straight = charrnn.train(tiny_config(anna_50k, tmp_path / "a", max_steps=25, **flags), QUIET)
     charrnn.train(tiny_config(anna_50k, tmp_path / "b", max_steps=13, **flags), QUIET)
     resumed = charrnn.resume(tmp_path / "b", {"max_steps": 25}, QUIET)
@@ -66,6 +66,25 @@ def test_moving_average_starts_as_a_mean_then_decays(tmp_path, anna_50k):
     sampler = charrnn.load(tmp_path, "latest")  # sampling takes the average
     for got, want in zip(sampler.model.parameters(), expected, strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_bf16_autocast_trains_fp32_weights_close_to_the_fp32_run(tmp_path, anna_50k):
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        config = tiny_config(anna_50k, tmp_path / precision, max_steps=40, precision=precision)
+        trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+        losses[precision] = [trainer.train_step(config.lr)[0] for _ in range(40)]
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    fp32, bf16 = losses["fp32"], losses["bf16"]
+    assert fp32 != bf16  # the forward pass really ran in bf16
+    assert bf16[-1] < bf16[0] - 0.5
+    assert abs(bf16[-1] - fp32[-1]) < 0.05
+
+
+def test_fp16_without_a_gpu_is_refused_before_anything_is_written(tmp_path, anna_50k):
+    with pytest.raises(CharRNNError, match="--precision fp16 runs on cuda, not cpu"):
+        charrnn.train(tiny_config(anna_50k, tmp_path / "run", max_steps=5, precision="fp16", device="cpu"), QUIET)
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_refuses_changes_that_alter_the_model(tmp_path, tiny_run):
@@ -132,6 +151,7 @@ def test_default_stop_is_a_time_budget():
         ("ema", 1.0),
         ("ema", -0.5),
         ("adam_beta2", 1.0),
+        ("precision", "fp8"),
     ],
 )
 def test_bad_training_flags(field, value):

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import PRECISIONS, TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars
 from .errors import CharRNNError
 from .evaluate import evaluate
@@ -68,6 +68,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         type=float,
         default=s,
         help=f"validate and sample with a moving average of the weights of this decay, 0 for none (default {d.ema})",
+    )
+    add(
+        "--precision",
+        choices=PRECISIONS,
+        default=s,
+        help="fp32, or bf16/fp16 mixed precision (a speed-up on GPUs; fp16 scales the loss) (default fp32)",
     )
     add("--grad-clip", type=float, default=s, help=f"global gradient-norm clip, 0 for none (default {d.grad_clip})")
     add("--epochs", type=int, default=s, help="stop after this many passes over the text")

@@ -13,6 +13,7 @@ from .model import ModelConfig
 
 DEFAULT_TIME_BUDGET_S = 300.0
 LR_SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16")
 # What a resumed run may change: how long it goes on and how it reports, never what it learns.
 STOP_FLAGS = frozenset({"max_steps", "epochs", "time_budget"})
 RESUMABLE_CHANGES = frozenset({"max_steps", "epochs", "time_budget", "eval_every", "save_every", "keep", "device"})
@@ -32,6 +33,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     adam_beta2: float = 0.999
     ema: float = 0.0  # decay of the weights' moving average that validation and sampling use; 0: off
+    precision: str = "fp32"  # the forward pass's arithmetic: bf16/fp16 autocast keep fp32 weights and Adam
     epochs: int | None = None
     max_steps: int | None = None
     time_budget: float | None = None  # seconds of training (evaluation and saving included)
@@ -68,6 +70,8 @@ class TrainConfig:
             raise CharRNNError(f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise CharRNNError(f"unknown --lr-schedule {self.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise CharRNNError(f"unknown --precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise CharRNNError(f"unknown --device {self.device!r}; choose auto, cpu, cuda or mps")
 

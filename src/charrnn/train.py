@@ -35,6 +35,7 @@ from .model import CharRNN, count_parameters
 from .vocab import Vocab
 
 NAN_FAULT_ENV = "CHARRNN_FAULT_NAN_AT_STEP"  # test seam: poison the loss at this step
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,9 @@ class Trainer:
         self.model = CharRNN(model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
         self.average = _moving_average(self.model, config.ema) if config.ema else None
+        self.autocast_dtype = _autocast_dtype(config.precision, self.device)
+        # fp16's narrow range needs the loss scaled up so small gradients survive; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.batches = BatchSource(data.train_ids, config.batch_size, config.seq_len, self.device)
         self.state = self.model.init_state(config.batch_size)
         self.step = 0
@@ -179,22 +183,26 @@ class Trainer:
         batch = self.batches.next_batch()
         if batch.starts_epoch:
             self.state = self.model.init_state(self.config.batch_size)
-        logits, state = self.model(batch.inputs, self.state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
+        with torch.autocast(self.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            logits, state = self.model(batch.inputs, self.state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
         if self.step + 1 == self._nan_step:
             loss = loss * float("nan")
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise self._non_finite("loss")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            if not torch.isfinite(norm):
+            # With fp16 an overflow is expected now and then: the scaler skips that step and scales down.
+            if not torch.isfinite(norm) and not self.scaler.is_enabled():
                 raise self._non_finite("gradient")
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         if self.average is not None:
             self.average.update_parameters(self.model)
         self.state = tuple(s.detach() for s in state)
@@ -324,6 +332,10 @@ class Trainer:
         for index, param_state in optim_state["state"].items():
             for key, value in param_state.items():
                 tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
+        if self.scaler.is_enabled():
+            scaler_state = self.scaler.state_dict()
+            tensors["scaler.scale"] = torch.tensor(scaler_state["scale"])
+            tensors["scaler.growth_tracker"] = torch.tensor(scaler_state["_growth_tracker"])
         tensors["rng.torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -363,6 +375,11 @@ class Trainer:
             for g in meta["optimizer_groups"]
         ]
         self.optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+        if self.scaler.is_enabled() and "scaler.scale" in tensors:
+            scaler_state = self.scaler.state_dict()
+            scaler_state["scale"] = tensors["scaler.scale"].item()
+            scaler_state["_growth_tracker"] = int(tensors["scaler.growth_tracker"].item())
+            self.scaler.load_state_dict(scaler_state)
         torch.set_rng_state(tensors["rng.torch"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
@@ -375,6 +392,17 @@ class Trainer:
         self.val_step = self.step if self.val_loss is not None else -1
         self.best_val = meta.get("best_val_loss")
         self.train_loss_ema = meta.get("train_loss")
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    # oneDNN has no fp16 LSTM, so fp16 is for CUDA alone; bf16 also runs (slowly) on the CPU.
+    dtype = AUTOCAST_DTYPES.get(precision)
+    allowed = ("cuda",) if precision == "fp16" else ("cuda", "cpu")
+    if dtype is not None and device.type not in allowed:
+        raise CharRNNError(
+            f"--precision {precision} runs on {' or '.join(allowed)}, not {device.type}; use --precision fp32"
+        )
+    return dtype
 
 
 def _moving_average(model: CharRNN, decay: float) -> AveragedModel:
@@ -423,6 +451,7 @@ def train(config: TrainConfig, stream=None) -> TrainResult:
     config = replace(config, texts=tuple(str(Path(t).resolve()) for t in config.texts))
     data = prepare_data(config)
     config = replace(config, model=config.model.for_vocab(len(data.vocab)))  # run.json records what was built
+    _autocast_dtype(config.precision, select_device(config.device))  # refuse these before creating anything
     _make_run_dir(run_dir)
     with ckpt.RunLock(run_dir):
         if ckpt.list_checkpoints(run_dir):  # checked again under the lock: another process may have won
