@@ -17,6 +17,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -69,13 +70,14 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16,fp16")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    parser.add_argument("--batch-size", type=int, help="sequences per batch for every size (default: each size's own)")
     args = parser.parse_args()
     precisions = args.precisions.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="charrnn-precision-"))
     try:
-        rows = [
-            measure(SIZES[n], precisions, args.device, args.rounds, args.steps, workdir) for n in args.sizes.split(",")
-        ]
+        sizes = [SIZES[name] for name in args.sizes.split(",")]
+        sizes = [replace(s, batch=args.batch_size) for s in sizes] if args.batch_size else sizes
+        rows = [measure(size, precisions, args.device, args.rounds, args.steps, workdir) for size in sizes]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     names = [*precisions, "reference"]
