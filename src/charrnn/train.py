@@ -3,7 +3,8 @@ carried (detached) from batch to batch and reset at each epoch, periodic validat
 
 `train(config)` starts a run, `resume(run_dir, changes)` continues one exactly where its newest
 checkpoint left it: weights, optimizer moments, RNG state, carried state, data position and
-counters all come back, so on the CPU a resumed run ends bit-for-bit where an unbroken one would.
+counters all come back, so a resumed run ends bit-for-bit where an unbroken one would (on CUDA only
+without dropout: cuDNN draws its dropout masks from a generator no checkpoint can hold).
 Printing goes through `metrics.Progress`; argument parsing lives in the CLI.
 """
 
@@ -395,7 +396,7 @@ class Trainer:
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    # oneDNN has no fp16 LSTM, so fp16 is for CUDA alone; bf16 also runs (slowly) on the CPU.
+    # oneDNN has no fp16 LSTM, so fp16 is for CUDA alone; bf16 runs on any CPU (fast with AVX512-BF16 or AMX).
     dtype = AUTOCAST_DTYPES.get(precision)
     allowed = ("cuda",) if precision == "fp16" else ("cuda", "cpu")
     if dtype is not None and device.type not in allowed:
