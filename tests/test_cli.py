@@ -50,6 +50,8 @@ BAD_INPUTS = [
     ("nonsense flag", "train {d}/short.txt --frobnicate", "unrecognized arguments"),
     ("bad duration", "train {d}/short.txt --time-budget soon", "invalid duration"),
     ("bad device", "train {d}/short.txt --device tpu", "unknown --device"),
+    ("bad precision", "train {d}/short.txt --precision fp8", "argument --precision: invalid choice"),
+    ("fp16 on a cpu", "train {anna} --out {d}/fp16 --precision fp16 --device cpu", "fp16 runs on cuda, not cpu"),
     ("no text", "train", "give one or more text files"),
     ("unwritable out", "train {anna} --out {d}/notadir/run --max-steps 1", "cannot create output directory"),
     ("resume nothing", "train --resume {d}/emptyrun", "not a charrnn run directory .no run.json"),

@@ -18,6 +18,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 QUIET = open(os.devnull, "w")
 
 
+def latest(run_dir) -> dict[str, torch.Tensor]:
+    return ckpt.resolve_checkpoint(run_dir, "latest")[1]
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_training_on_cuda_learns_and_its_checkpoint_serves_the_cpu(tmp_path, anna_50k, precision):
     config = tiny_config(anna_50k, tmp_path / "run", max_steps=60, device="cuda", precision=precision)
@@ -58,10 +62,6 @@ def test_resume_on_cuda_with_dropout_continues_the_same_training(tmp_path, anna_
     resumed = charrnn.resume(tmp_path / "b", {"max_steps": 60}, QUIET)
     assert resumed.step == 60
     assert resumed.val_loss == pytest.approx(straight.val_loss, abs=0.05)
-
-
-def latest(run_dir) -> dict[str, torch.Tensor]:
-    return ckpt.resolve_checkpoint(run_dir, "latest")[1]
 
 
 def test_greedy_text_is_the_same_on_the_gpu_and_the_cpu(tiny_run):
