@@ -84,7 +84,7 @@ def main() -> None:
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
     print_table(
         ["size", "batch"] + [f"{n} ms" for n in names] + [f"{n} chars/s" for n in names]
-        + [f"{p} vs fp32" for p in precisions[1:]] + [f"{p} vs ref" for p in precisions],
+        + [f"{p} vs {precisions[0]}" for p in precisions[1:]] + [f"{p} vs ref" for p in precisions],
         [[r["size"], r["batch"]] + [f"{r['seconds'][n] * 1e3:.2f}" for n in names]
          + [f"{r['chars_per_s'][n]:,.0f}" for n in names]
          + [f"{r['seconds'][precisions[0]] / r['seconds'][p]:.2f}x" for p in precisions[1:]]
