@@ -12,16 +12,17 @@ from charrnn.vocab import Vocab
 VOCAB = Vocab.from_text("abcdefghij \n")
 
 
-def sampler(cell="lstm", seed=0) -> Sampler:
+def sampler(cell="lstm", seed=0, layers=2) -> Sampler:
     torch.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), cell=cell, hidden=24, layers=2, embed_dim=8))
+    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), cell=cell, hidden=24, layers=layers, embed_dim=8))
     return Sampler(model, VOCAB)
 
 
 @pytest.mark.parametrize("batch", [1, 3])  # one row takes numpy's products on the CPU, batches torch's
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_single_steps_match_the_fused_layers(cell, batch):
-    s = sampler(cell)
+@pytest.mark.parametrize("layers", [1, 2])  # one is the default model
+def test_single_steps_match_the_fused_layers(cell, batch, layers):
+    s = sampler(cell, layers=layers)
     ids = torch.randint(0, len(VOCAB), (batch, 9))
     with torch.inference_mode():
         expected, expected_state = s.model(ids)
