@@ -4,17 +4,18 @@ reaches in the number of steps it could take here within a budget.
 A 5-minute race on this 2-core machine tests one setting per 5 minutes, and its speed drifts by up
 to 20%. A step's arithmetic does not depend on where it runs, so the race splits in two:
 
-    plan  (here)  time every variant's real training step on this CPU, interleaved with the default's,
-                  and give each the steps it would fit into the budget: base_steps * t_default / t_variant
+    plan  (here)  time every variant's real training step on this CPU, interleaved with the base's,
+                  and give each the steps it would fit into the budget: base_steps * t_base / t_variant
     run   (any machine) train every variant for its steps (`charrnn.train`, max_steps), several at
                   once, on a GPU or on many cores, and print the validation losses
 
-    python benchmarks/bench_sweep.py plan benchmarks/sweeps/five-minutes.txt --base-steps 4597 -o plan.json
+    python benchmarks/bench_sweep.py plan benchmarks/sweeps/anna.txt --base-steps 4597 -o plan.json
     python benchmarks/bench_sweep.py run plan.json --device cuda --workers 6 [--cpu-workers 4] [-o results.json]
 
 A variant file holds one variant a line, `name: flag=value,flag=value` (bench_quality's --set
 syntax; `steps_scale=2` doubles its budget, `device=cpu` keeps it on the CPU, as bf16 runs must be to
-learn as they would here). On a GPU, TF32 is turned off so that fp32 means fp32. What a plan
+learn as they would here), and may hold a base, `*: flags`, under every variant's own flags (else the
+base is charrnn's defaults); `--base-steps` is the base's steps in the budget here. On a GPU, TF32 is turned off so that fp32 means fp32. What a plan
 predicts is checked the only honest way: a real timed run here (`bench_quality.py --set ...`).
 """
 
@@ -39,15 +40,19 @@ from charrnn.train import Trainer, prepare_data
 from common import CORPORA, machine, print_table
 
 
-def read_variants(path: Path) -> list[tuple[str, str]]:
-    """(name, overrides) pairs from a variant file; blank lines and # comments are skipped."""
-    variants = []
+def read_variants(path: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The base flags (a `*:` line, under every variant's own) and (name, flags) pairs, base included;
+    blank lines and # comments are skipped. A base keeps a file's meaning when charrnn's defaults change."""
+    base, variants = "", []
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, overrides = line.partition(":")
-            variants.append((name.strip(), overrides.strip()))
-    return variants
+            if name.strip() == "*":
+                base = overrides.strip()
+            else:
+                variants.append((name.strip(), overrides.strip()))
+    return base, [(name, ",".join(filter(None, (base, own)))) for name, own in variants]
 
 
 def split_overrides(text: str) -> tuple[dict, float]:
@@ -90,14 +95,15 @@ def step_seconds(specs: list[str], text: Path, rounds: int, steps: int, workdir:
 
 
 def plan(args: argparse.Namespace) -> None:
-    variants = read_variants(args.variants)
+    base_spec, variants = read_variants(args.variants)
     workdir = Path(tempfile.mkdtemp(prefix="charrnn-sweep-"))
     try:
         text = Path(CORPORA.get(args.corpus, args.corpus))
-        seconds = step_seconds([spec for _, spec in variants], text, args.rounds, args.steps, workdir)
+        specs = [base_spec, *(spec for _, spec in variants)]
+        seconds = step_seconds(specs, text, args.rounds, args.steps, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    base = seconds[cost_key("")]
+    base = seconds[cost_key(base_spec)]
     jobs = []
     for name, spec in variants:
         _, scale = split_overrides(spec)
@@ -106,12 +112,18 @@ def plan(args: argparse.Namespace) -> None:
             {"name": name, "set": spec, "step_s_here": step_s, "steps": round(args.base_steps * scale * base / step_s)}
         )
     print_table(
-        ["variant", "flags", "step here (ms)", "vs default", "steps"],
+        ["variant", "flags", "step here (ms)", "vs base", "steps"],
         [[j["name"], j["set"], f"{j['step_s_here'] * 1e3:.1f}", f"{base / j['step_s_here']:.2f}x",
           j["steps"]] for j in jobs],
-        title=f"Steps each variant fits in the default's {args.base_steps} (this CPU, medians of {args.rounds} rounds)",
+        title=f"Steps each variant fits in the base's {args.base_steps} (this CPU, medians of {args.rounds} rounds)",
     )  # fmt: skip
-    payload = {"machine": machine(), "corpus": args.corpus, "base_steps": args.base_steps, "jobs": jobs}
+    payload = {
+        "machine": machine(),
+        "corpus": args.corpus,
+        "base": base_spec,
+        "base_steps": args.base_steps,
+        "jobs": jobs,
+    }
     args.output.write_text(json.dumps(payload, indent=1))
     print(f"\nwrote {args.output}")
 
@@ -164,7 +176,7 @@ def run(args: argparse.Namespace) -> None:
         ["variant", "flags", "device", "steps", "epochs", "val nats/char", "val bpc"],
         [[r["name"], r["set"], r["device"], r["steps"], f"{r['epochs']:.2f}", f"{r['val_loss']:.4f}",
           f"{r['val_bpc']:.4f}"] for r in results],
-        title=f"Validation loss after each variant's steps in {planned['base_steps']} default steps of this CPU's time",
+        title=f"Validation loss after each variant's steps in {planned['base_steps']} base steps of this CPU's time",
     )  # fmt: skip
     print(f"\nwrote {args.output}")
 
@@ -174,7 +186,7 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     planner = commands.add_parser("plan", help="time each variant's step here and give it its steps")
     planner.add_argument("variants", type=Path)
-    planner.add_argument("--base-steps", type=int, required=True, help="steps the default takes in the budget here")
+    planner.add_argument("--base-steps", type=int, required=True, help="steps the base takes in the budget here")
     planner.add_argument("--corpus", default="anna")
     planner.add_argument("--rounds", type=int, default=3)
     planner.add_argument("--steps", type=int, default=5, help="steps per round")
