@@ -315,10 +315,9 @@ class Trainer:
             if self.val_loss is not None:
                 summary += f"; validation {self.val_loss:.4f} nats/char ({self.val_loss / LN2:.4f} bpc)"
             progress.message(summary)
-            if self.val_loss is not None and self.train_loss_ema and self.val_loss > 1.15 * self.train_loss_ema:
-                progress.message(
-                    "hint: validation loss is well above training loss: overfitting; raise --dropout or shrink the model"
-                )
+            hint = overfitting_hint(self.val_loss, self.best_val)
+            if hint:
+                progress.message(hint)
         return TrainResult(self.run_dir, self.step, reason, self.train_loss_ema, self.val_loss, path)
 
     # -- checkpoints --------------------------------------------------------------------------------
@@ -393,6 +392,17 @@ class Trainer:
         self.val_step = self.step if self.val_loss is not None else -1
         self.best_val = meta.get("best_val_loss")
         self.train_loss_ema = meta.get("train_loss")
+
+
+def overfitting_hint(val_loss: float | None, best_val: float | None) -> str | None:
+    """A hint when validation ended clearly above its best: the model has begun to learn the text by heart.
+    (A gap between training and validation loss alone is no sign: a wide model shows one while still improving.)"""
+    if val_loss is None or best_val is None or val_loss <= best_val * 1.01:
+        return None
+    return (
+        f"hint: validation loss rose from its best, {best_val:.4f} (kept as the `best` checkpoint), to {val_loss:.4f}: "
+        "overfitting; raise --dropout, shrink the model or train for less"
+    )
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
