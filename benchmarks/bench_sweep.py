@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from bench_precision import seconds_per_step
 from bench_quality import make_config, parse_overrides, run_one
 from charrnn.train import Trainer, prepare_data
 
@@ -87,10 +88,7 @@ def step_seconds(specs: list[str], text: Path, rounds: int, steps: int, workdir:
         trainer.train_step(1e-3)  # warm-up: oneDNN primitives, allocator
     for _ in range(rounds):
         for key, trainer in trainers.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_step(1e-3)
-            times[key].append((time.perf_counter() - start) / steps)
+            times[key].append(seconds_per_step(lambda t=trainer: t.train_step(1e-3), trainer.device, steps))
     return {key: statistics.median(values) for key, values in times.items()}
 
 
@@ -147,7 +145,9 @@ def train_job(job: dict, corpus: str, device: str, threads: int) -> dict:
 def run(args: argparse.Namespace) -> None:
     planned = json.loads(args.plan.read_text())
     jobs = [j for j in planned["jobs"] if not args.only or j["name"] in args.only.split(",")]
-    on_cpu = [j for j in jobs if split_overrides(j["set"])[0].get("device") == "cpu" or args.device == "cpu"]
+    # Variants pinned to the CPU get a pool of their own beside --device's; with --device cpu there is one pool.
+    pinned = args.device != "cpu"
+    on_cpu = [j for j in jobs if pinned and split_overrides(j["set"])[0].get("device") == "cpu"]
     # Longest first, so that no long variant starts last and holds up the end.
     on_device = sorted((j for j in jobs if j not in on_cpu), key=lambda j: -j["steps"])
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked

@@ -44,7 +44,8 @@ step "$python" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/tes
 step "$python" benchmarks/bench_precision.py --device "$device" --precisions "$precisions"
 
 seconds=$("$python" -c "print(max(1, round($minutes * 60)))")
-step "$python" -m charrnn train "$anna" --out "$run" --device "$device" --time-budget "$seconds" --hidden 512 --layers 2 --embed-dim 83 --dropout 0.5 --batch-size 100 \
+step "$python" -m charrnn train "$anna" --out "$run" --device "$device" --time-budget "$seconds" \
+    --hidden 512 --layers 2 --embed-dim 83 --dropout 0.5 --batch-size 100 \
     --seq-len 100 --lr 1e-3 --lr-schedule constant --warmup-steps 0 --eval-every 200 --save-every 200
 step "$python" -m charrnn eval "$run" "$anna" --device "$device"
 step "$python" -m charrnn sample "$run" --device "$device" --prime "Far" --length 300 --top-k 5 --seed 1
