@@ -44,6 +44,7 @@ BAD_INPUTS = [
     ("batch-size negative", "train {d}/short.txt --batch-size -4", "--batch-size must be positive"),
     ("lr 0", "train {d}/short.txt --lr 0", "--lr must be positive"),
     ("dropout 1", "train {d}/short.txt --dropout 1", "--dropout must be in"),
+    ("weight-drop 1", "train {d}/short.txt --weight-drop 1", "--weight-drop must be in"),
     ("hidden 0", "train {d}/short.txt --hidden 0", "--hidden must be positive"),
     ("layers 0", "train {d}/short.txt --layers 0", "--layers must be positive"),
     ("unknown cell", "train {d}/short.txt --cell transformer", "invalid choice"),
@@ -138,9 +139,11 @@ def test_info_json_has_the_keys_scripts_rely_on(tiny_run):
 def test_train_cli_then_resume_with_a_new_stop(tmp_path, anna_50k):
     out = tmp_path / "run"
     first = run_cli(
-        "train", anna_50k, "--out", out, *TINY, "--max-steps", "12", "--save-every", "6", "--eval-every", "6"
-    )
+        "train", anna_50k, "--out", out, *TINY, "--max-steps", "12", "--save-every", "6", "--eval-every", "6",
+        "--weight-drop", "0.2",
+    )  # fmt: skip
     assert first.returncode == 0, first.stderr
+    assert json.loads((out / "run.json").read_text())["train"]["model"]["weight_drop"] == 0.2
     assert "parameters" in first.stdout and "chars/s" in first.stdout and "bpc" in first.stdout
     second = run_cli("train", "--resume", out, "--max-steps", "18")
     assert second.returncode == 0, second.stderr

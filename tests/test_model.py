@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -47,3 +49,33 @@ def test_automatic_embedding_is_the_vocabulary_size_up_to_a_cap():
     assert ModelConfig().for_vocab(65).embed_dim == 65
     assert ModelConfig().for_vocab(5000).embed_dim == 128
     assert ModelConfig(embed_dim=16).for_vocab(65).embed_dim == 16
+
+
+def test_weight_drop_masks_the_recurrent_weights_in_training_only():
+    config = ModelConfig(vocab_size=7, hidden=6, layers=2, embed_dim=5, dropout=0.0, weight_drop=0.4)
+    torch.manual_seed(0)
+    model = CharRNN(config)
+    plain = CharRNN(replace(config, weight_drop=0.0))
+    plain.load_state_dict(model.state_dict())
+    ids = torch.randint(0, 7, (3, 9))
+
+    torch.manual_seed(5)
+    dropped, _ = model.train()(ids)
+    # The same draws, applied by hand: each layer's hidden-to-hidden matrix times a 0/keep mask.
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for name in ("weight_hh_l0", "weight_hh_l1"):
+            weight = getattr(plain.rnn, name)
+            weight.mul_((torch.rand_like(weight) < 0.6) / 0.6)
+    torch.testing.assert_close(dropped, plain(ids)[0])
+
+    assert not torch.allclose(dropped, model.eval()(ids)[0])  # the mask did something
+    torch.testing.assert_close(model.eval()(ids)[0], model.eval()(ids)[0])  # and evaluation has none
+    dropped.sum().backward()
+    assert model.rnn.weight_hh_l0.grad is not None and model.rnn.weight_hh_l0.grad.abs().sum() > 0
+
+
+def test_weight_drop_must_be_a_probability():
+    for bad in (1.0, -0.1):
+        with pytest.raises(CharRNNError, match="--weight-drop"):
+            ModelConfig(vocab_size=5, weight_drop=bad)

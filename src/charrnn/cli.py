@@ -56,6 +56,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         default=s,
         help=f"dropout between layers and before the output (default {d.model.dropout})",
     )
+    add(
+        "--weight-drop",
+        type=float,
+        default=s,
+        help=f"DropConnect on the recurrent weights in training, 0 for none (default {d.model.weight_drop})",
+    )
     add("--batch-size", type=int, default=s, help=f"sequences per batch (default {d.batch_size})")
     add("--seq-len", type=int, default=s, help=f"steps per sequence (default {d.seq_len})")
     add("--lr", type=float, default=s, help=f"Adam learning rate (default {d.lr})")
