@@ -28,10 +28,12 @@ def test_training_lowers_the_loss_and_writes_a_row_per_step(tiny_run):
     assert [c.step for c in ckpt.list_checkpoints(tiny_run)] == [10, 20, 30]
 
 
-@pytest.mark.parametrize("ema, precision", [(0.0, "fp32"), (0.9, "fp32"), (0.0, "bf16")])
-def test_resume_continues_bit_for_bit(tmp_path, anna_50k, ema, precision):
+@pytest.mark.parametrize(
+    "ema, precision, weight_drop", [(0.0, "fp32", 0.0), (0.9, "fp32", 0.0), (0.0, "bf16", 0.0), (0.0, "fp32", 0.3)]
+)
+def test_resume_continues_bit_for_bit(tmp_path, anna_50k, ema, precision, weight_drop):
     # A constant schedule so that the first leg's --max-steps does not change its learning rates.
-    flags = dict(lr_schedule="constant", ema=ema, precision=precision)
+    flags = dict(lr_schedule="constant", ema=ema, precision=precision, model=dict(weight_drop=weight_drop))
     straight = charrnn.train(tiny_config(anna_50k, tmp_path / "a", max_steps=25, **flags), QUIET)
     charrnn.train(tiny_config(anna_50k, tmp_path / "b", max_steps=13, **flags), QUIET)
     resumed = charrnn.resume(tmp_path / "b", {"max_steps": 25}, QUIET)
