@@ -79,3 +79,9 @@ def test_weight_drop_must_be_a_probability():
     for bad in (1.0, -0.1):
         with pytest.raises(CharRNNError, match="--weight-drop"):
             ModelConfig(vocab_size=5, weight_drop=bad)
+
+
+def test_a_config_saved_before_weight_drop_existed_still_loads():
+    saved = ModelConfig(vocab_size=5, hidden=8).to_json()
+    del saved["weight_drop"]
+    assert ModelConfig.from_json(saved) == ModelConfig(vocab_size=5, hidden=8, weight_drop=0.0)
