@@ -62,7 +62,8 @@ def split_overrides(text: str) -> tuple[dict, float]:
     return overrides, float(overrides.pop("steps_scale", 1))
 
 
-COST_FIELDS = ("cell", "hidden", "layers", "embed_dim", "batch_size", "seq_len", "precision")
+# weight_drop draws a mask over the recurrent weights and ema updates a second copy of them every step.
+COST_FIELDS = ("cell", "hidden", "layers", "embed_dim", "batch_size", "seq_len", "precision", "weight_drop", "ema")
 
 
 def cost_key(spec: str) -> tuple:

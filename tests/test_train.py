@@ -8,7 +8,7 @@ from charrnn import checkpoint as ckpt
 from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.metrics import COLUMNS, read_metrics
-from charrnn.train import NAN_FAULT_ENV, Trainer, overfitting_hint, prepare_data
+from charrnn.train import NAN_FAULT_ENV, Trainer, prepare_data, rising_validation_hint
 
 from conftest import tiny_config
 
@@ -173,11 +173,33 @@ def test_a_run_that_died_before_its_first_checkpoint_can_be_started_again(tmp_pa
     assert [int(r["step"]) for r in read_metrics(out / "metrics.csv")] == list(range(1, 13))
 
 
-def test_overfitting_hint_only_when_validation_rose_from_its_best():
+def test_rising_validation_hint_only_when_validation_rose_from_its_best():
     # The old hint fired on any 15% gap between training and validation loss, which a wide model shows while
     # still improving: the default run's own end got it.
-    assert overfitting_hint(1.2887, 1.2887) is None
-    assert overfitting_hint(1.30, 1.2976) is None  # within 1%: noise, not a trend
-    assert overfitting_hint(None, None) is None
-    hint = overfitting_hint(1.5586, 1.4951)
+    assert rising_validation_hint(1.2887, 1.2887) is None
+    assert rising_validation_hint(1.30, 1.2976) is None  # within 1%: noise, not a trend
+    assert rising_validation_hint(None, None) is None
+    hint = rising_validation_hint(1.5586, 1.4951)
     assert hint and "1.4951" in hint and "1.5586" in hint and "--dropout" in hint
+    falling_training = rising_validation_hint(1.5586, 1.4951, train_loss=1.10, train_loss_at_best=1.35)
+    assert "overfitting" in falling_training and "--dropout" in falling_training
+
+
+def test_rising_validation_with_rising_training_loss_is_called_divergence():
+    # An hour of 1x768 with weight drop 0.3 in bf16 at lr ~3.5e-3: training loss ~1.3 at the best validation
+    # (1.3365, step 4,000), then 2.5 by step 10,000 and validation 2.19. "Raise --dropout" would be wrong there.
+    hint = rising_validation_hint(2.1886, 1.3365, train_loss=2.55, train_loss_at_best=1.30)
+    assert hint and "diverged" in hint and "--lr" in hint and "--dropout" not in hint
+    assert "overfitting" in rising_validation_hint(2.1886, 1.3365, train_loss=1.40, train_loss_at_best=1.30)
+
+
+def test_validation_remembers_the_training_loss_at_its_best(tmp_path, anna_50k):
+    config = tiny_config(anna_50k, tmp_path / "run", max_steps=4)
+    trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+    trainer.train_loss_ema = 1.5
+    trainer.validate()
+    assert trainer.train_loss_at_best == 1.5 and trainer.best_val == trainer.val_loss
+    trainer.best_val = trainer.val_loss - 1.0  # an earlier, better best: this validation is not a new one
+    trainer.train_loss_ema = 2.5
+    trainer.validate()
+    assert trainer.train_loss_at_best == 1.5

@@ -153,6 +153,7 @@ class Trainer:
         self.val_step = -1  # the step at which val_loss was measured
         self.best_val: float | None = None
         self.train_loss_ema: float | None = None
+        self.train_loss_at_best: float | None = None  # tells a diverging run from an overfitting one at the end
         self.stream = stream
         self._nan_step = int(os.environ.get(NAN_FAULT_ENV, "0"))
 
@@ -269,7 +270,8 @@ class Trainer:
         if len(self.data.val_ids) < 2:
             return None
         self.val_loss, self.val_step = evaluate(self.inference_model, self.data.val_ids).loss, self.step
-        self.best_val = self.val_loss if self.best_val is None else min(self.best_val, self.val_loss)
+        if self.best_val is None or self.val_loss < self.best_val:
+            self.best_val, self.train_loss_at_best = self.val_loss, self.train_loss_ema
         return self.val_loss
 
     @property
@@ -315,7 +317,7 @@ class Trainer:
             if self.val_loss is not None:
                 summary += f"; validation {self.val_loss:.4f} nats/char ({self.val_loss / LN2:.4f} bpc)"
             progress.message(summary)
-            hint = overfitting_hint(self.val_loss, self.best_val)
+            hint = rising_validation_hint(self.val_loss, self.best_val, self.train_loss_ema, self.train_loss_at_best)
             if hint:
                 progress.message(hint)
         return TrainResult(self.run_dir, self.step, reason, self.train_loss_ema, self.val_loss, path)
@@ -347,6 +349,7 @@ class Trainer:
             "train_loss": self.train_loss_ema,
             "val_loss": self.val_loss if self.val_step == self.step else None,
             "best_val_loss": self.best_val,
+            "train_loss_at_best": self.train_loss_at_best,
             "elapsed_s": elapsed,
             "position": self.batches.state_dict(),
             "optimizer_groups": [{k: v for k, v in g.items() if k != "params"} for g in optim_state["param_groups"]],
@@ -392,17 +395,30 @@ class Trainer:
         self.val_step = self.step if self.val_loss is not None else -1
         self.best_val = meta.get("best_val_loss")
         self.train_loss_ema = meta.get("train_loss")
+        self.train_loss_at_best = meta.get("train_loss_at_best")
 
 
-def overfitting_hint(val_loss: float | None, best_val: float | None) -> str | None:
-    """A hint when validation ended clearly above its best: the model has begun to learn the text by heart.
-    (A gap between training and validation loss alone is no sign: a wide model shows one while still improving.)"""
+def rising_validation_hint(
+    val_loss: float | None,
+    best_val: float | None,
+    train_loss: float | None = None,
+    train_loss_at_best: float | None = None,
+) -> str | None:
+    """A hint when validation ended clearly above its best. If training loss rose as well, training diverged;
+    if not, the model has begun to learn the text by heart. (A gap between training and validation loss alone
+    is no sign: a wide model shows one while still improving.)"""
     if val_loss is None or best_val is None or val_loss <= best_val * 1.01:
         return None
-    return (
-        f"hint: validation loss rose from its best, {best_val:.4f} (kept as the `best` checkpoint), to {val_loss:.4f}: "
-        "overfitting; raise --dropout, shrink the model or train for less"
+    rose = (
+        f"hint: validation loss rose from its best, {best_val:.4f} (kept as the `best` checkpoint), to {val_loss:.4f}"
     )
+    # 10%: the smoothed training loss wanders a few percent from batch to batch, a diverging run far more.
+    if train_loss is not None and train_loss_at_best is not None and train_loss > train_loss_at_best * 1.1:
+        return (
+            f"{rose}, and training loss rose too, from {train_loss_at_best:.4f} to {train_loss:.4f}: "
+            "training diverged; lower --lr (or --grad-clip)"
+        )
+    return f"{rose}: overfitting; raise --dropout, shrink the model or train for less"
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
