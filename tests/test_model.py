@@ -51,8 +51,9 @@ def test_automatic_embedding_is_the_vocabulary_size_up_to_a_cap():
     assert ModelConfig(embed_dim=16).for_vocab(65).embed_dim == 16
 
 
-def test_weight_drop_masks_the_recurrent_weights_in_training_only():
-    config = ModelConfig(vocab_size=7, hidden=6, layers=2, embed_dim=5, dropout=0.0, weight_drop=0.4)
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_weight_drop_masks_the_recurrent_weights_in_training_only(cell):
+    config = ModelConfig(vocab_size=7, cell=cell, hidden=6, layers=2, embed_dim=5, dropout=0.0, weight_drop=0.4)
     torch.manual_seed(0)
     model = CharRNN(config)
     plain = CharRNN(replace(config, weight_drop=0.0))
