@@ -15,8 +15,9 @@ to 20%. A step's arithmetic does not depend on where it runs, so the race splits
 A variant file holds one variant a line, `name: flag=value,flag=value` (bench_quality's --set
 syntax; `steps_scale=2` doubles its budget, `device=cpu` keeps it on the CPU, as bf16 runs must be to
 learn as they would here), and may hold a base, `*: flags`, under every variant's own flags (else the
-base is charrnn's defaults); `--base-steps` is the base's steps in the budget here. On a GPU, TF32 is turned off so that fp32 means fp32. What a plan
-predicts is checked the only honest way: a real timed run here (`bench_quality.py --set ...`).
+base is charrnn's defaults); `--base-steps` is the base's steps in the budget here. On a GPU, TF32 is
+turned off so that fp32 means fp32. What a plan predicts is checked the only honest way: a real timed
+run here (`bench_quality.py --set ...`).
 """
 
 from __future__ import annotations

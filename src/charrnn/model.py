@@ -80,7 +80,7 @@ class CharRNN(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)
-        self.recurrent_weight_names = [name for name in self.rnn._flat_weights_names if name.startswith("weight_hh")]
+        self.recurrent_weight_names = [name for name, _ in self.rnn.named_parameters() if name.startswith("weight_hh")]
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         device = device or self.head.weight.device
@@ -104,8 +104,9 @@ class CharRNN(nn.Module):
         masked = {}
         for name in self.recurrent_weight_names:
             weight = getattr(self.rnn, name)
-            # A uniform draw compared with `keep` makes the mask ~3x faster on a CPU than F.dropout's bernoulli.
-            masked[name] = weight * (torch.rand_like(weight) < keep) / keep
+            # One uniform draw turned in place into the scaled 0/(1/keep) mask: ~3x faster on a CPU than
+            # F.dropout's bernoulli, and one multiply to differentiate instead of a multiply and a divide.
+            masked[name] = weight * torch.rand_like(weight).lt_(keep).div_(keep)
         return torch.func.functional_call(self.rnn, masked, (inputs, state))
 
 
