@@ -47,12 +47,13 @@ CONFIGS = {
 
 
 def parse_overrides(text: str) -> dict:
-    """'hidden=384,batch_size=16' -> {'model': {'hidden': 384}, 'batch_size': 16}."""
+    """'hidden=384,batch_size=16,shift_epochs=true' -> {'model': {'hidden': 384}, 'batch_size': 16, ...}."""
     model_fields = set(charrnn.ModelConfig.__dataclass_fields__)
     overrides: dict = {}
     for item in filter(None, text.split(",")):
         key, value = item.split("=", 1)
-        parsed = json.loads(value) if value.replace(".", "", 1).replace("e-", "", 1).isdigit() else value
+        numeric = value.replace(".", "", 1).replace("e-", "", 1).isdigit()
+        parsed = json.loads(value) if numeric or value in ("true", "false") else value
         if key in model_fields:
             overrides.setdefault("model", {})[key] = parsed
         else:

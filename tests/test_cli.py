@@ -140,10 +140,11 @@ def test_train_cli_then_resume_with_a_new_stop(tmp_path, anna_50k):
     out = tmp_path / "run"
     first = run_cli(
         "train", anna_50k, "--out", out, *TINY, "--max-steps", "12", "--save-every", "6", "--eval-every", "6",
-        "--weight-drop", "0.2",
+        "--weight-drop", "0.2", "--shift-epochs",
     )  # fmt: skip
     assert first.returncode == 0, first.stderr
-    assert json.loads((out / "run.json").read_text())["train"]["model"]["weight_drop"] == 0.2
+    saved = json.loads((out / "run.json").read_text())["train"]
+    assert saved["model"]["weight_drop"] == 0.2 and saved["shift_epochs"] is True
     assert "parameters" in first.stdout and "chars/s" in first.stdout and "bpc" in first.stdout
     second = run_cli("train", "--resume", out, "--max-steps", "18")
     assert second.returncode == 0, second.stderr

@@ -29,11 +29,19 @@ def test_training_lowers_the_loss_and_writes_a_row_per_step(tiny_run):
 
 
 @pytest.mark.parametrize(
-    "ema, precision, weight_drop", [(0.0, "fp32", 0.0), (0.9, "fp32", 0.0), (0.0, "bf16", 0.0), (0.0, "fp32", 0.3)]
+    "variant",
+    [
+        {},
+        {"ema": 0.9},
+        {"precision": "bf16"},
+        {"model": {"weight_drop": 0.3}},
+        {"shift_epochs": True, "seq_len": 1000},  # 6 windows an epoch: the resume lands in the third epoch
+    ],
+    ids=["plain", "ema", "bf16", "weight-drop", "shift-epochs"],
 )
-def test_resume_continues_bit_for_bit(tmp_path, anna_50k, ema, precision, weight_drop):
+def test_resume_continues_bit_for_bit(tmp_path, anna_50k, variant):
     # A constant schedule so that the first leg's --max-steps does not change its learning rates.
-    flags = dict(lr_schedule="constant", ema=ema, precision=precision, model=dict(weight_drop=weight_drop))
+    flags = dict(lr_schedule="constant", **variant)
     straight = charrnn.train(tiny_config(anna_50k, tmp_path / "a", max_steps=25, **flags), QUIET)
     charrnn.train(tiny_config(anna_50k, tmp_path / "b", max_steps=13, **flags), QUIET)
     resumed = charrnn.resume(tmp_path / "b", {"max_steps": 25}, QUIET)
@@ -46,6 +54,12 @@ def test_resume_continues_bit_for_bit(tmp_path, anna_50k, ema, precision, weight
     assert [(r["step"], r["train_loss"], r["val_loss"]) for r in rows_a] == [
         (r["step"], r["train_loss"], r["val_loss"]) for r in rows_b
     ]
+
+
+def test_shift_epochs_seeds_the_batch_layout(tmp_path, anna_50k):
+    for shift, seed in [(True, 99), (False, None)]:
+        config = tiny_config(anna_50k, tmp_path / "run", seed=99, shift_epochs=shift)
+        assert Trainer(config, tmp_path, prepare_data(config), stream=QUIET).batches.offset_seed == seed
 
 
 def test_moving_average_starts_as_a_mean_then_decays(tmp_path, anna_50k):

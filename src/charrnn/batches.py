@@ -7,6 +7,11 @@ never wrapped. The final window of an epoch may be shorter than `seq_len` so tha
 used to its end; only the last `(len(ids) - 1) % batch_size` characters, too few to fill a row,
 go unused.
 
+With `offset_seed` set, every epoch after the first lays the streams out from a different start,
+drawn from the seed and the epoch number in [0, one stream's length): the characters before it sit
+that epoch out. Without it every epoch repeats the same streams, so each character is always reached
+by a state carried from the same stretch of text, and always at the same place in its window.
+
 The source only slices an id array (numpy or a memory map) per batch, so it can be fed from a
 pre-encoded corpus on disk and split across processes with `shard` without touching the loop.
 """
@@ -34,7 +39,14 @@ class Batch:
 
 
 class BatchSource:
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        ids: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        device: str | torch.device = "cpu",
+        offset_seed: int | None = None,
+    ):
         if batch_size <= 0 or seq_len <= 0:
             raise CharRNNError("--batch-size and --seq-len must be positive")
         if len(ids) < 2:
@@ -44,13 +56,28 @@ class BatchSource:
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.device = torch.device(device)
-        self.stream_len = (len(ids) - 1) // batch_size
-        used = batch_size * self.stream_len
-        self._inputs = ids[:used].reshape(batch_size, self.stream_len)
-        self._targets = ids[1 : used + 1].reshape(batch_size, self.stream_len)
-        self._tail = ids[used:]  # the stream-less remainder: last input of the final row onwards
-        self.epoch = 0
-        self.window = 0
+        self.offset_seed = offset_seed
+        self._ids = ids
+        self._streams = batch_size  # streams in the layout; a shard yields every k-th of them
+        self._rows = slice(None)
+        self._full_stream_len = (len(ids) - 1) // batch_size
+        self._lay_out(0)
+
+    def offset(self, epoch: int) -> int:
+        """Where `epoch`'s streams start in the text: 0 for the first epoch and without a seed."""
+        if self.offset_seed is None or epoch == 0:
+            return 0
+        return int(np.random.default_rng([self.offset_seed, epoch]).integers(self._full_stream_len))
+
+    def _lay_out(self, epoch: int) -> None:
+        offset = self.offset(epoch)
+        self.stream_len = (len(self._ids) - 1 - offset) // self._streams
+        end = offset + self._streams * self.stream_len
+        self._inputs = self._ids[offset:end].reshape(self._streams, self.stream_len)[self._rows]
+        self._targets = self._ids[offset + 1 : end + 1].reshape(self._streams, self.stream_len)[self._rows]
+        # The stream-less remainder (last input of the final row onwards); a shard has none.
+        self._tail = self._ids[end:] if self._rows == slice(None) else self._ids[:0]
+        self.epoch, self.window = epoch, 0
 
     @property
     def windows_per_epoch(self) -> int:
@@ -58,7 +85,7 @@ class BatchSource:
 
     @property
     def chars_per_epoch(self) -> int:
-        return self.batch_size * self.stream_len
+        return self.batch_size * self._full_stream_len
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
@@ -73,7 +100,7 @@ class BatchSource:
         batch = Batch(inputs, targets, self.epoch, self.window)
         self.window += 1
         if self.window == self.windows_per_epoch:
-            self.epoch, self.window = self.epoch + 1, 0
+            self._lay_out(self.epoch + 1)
         return batch
 
     def epoch_batches(self):
@@ -92,9 +119,14 @@ class BatchSource:
 
     def load_state_dict(self, state: dict) -> None:
         epoch, window = int(state["epoch"]), int(state["window"])
+        current = self.state_dict()
+        if epoch >= 0:
+            self._lay_out(epoch)  # the epoch's layout decides how many windows it has
         if not (epoch >= 0 and 0 <= window < self.windows_per_epoch):
+            self._lay_out(current["epoch"])
+            self.window = current["window"]
             raise CharRNNError(f"saved data position {state} does not fit this text and batch layout")
-        self.epoch, self.window = epoch, window
+        self.window = window
 
     def shard(self, rank: int, world_size: int) -> BatchSource:
         """This process's share of the streams: rows rank, rank + world_size, ... (same windows)."""
@@ -103,7 +135,7 @@ class BatchSource:
         shard = object.__new__(BatchSource)
         shard.__dict__.update(self.__dict__)
         shard.batch_size = self.batch_size // world_size
-        shard._inputs = self._inputs[rank::world_size]
-        shard._targets = self._targets[rank::world_size]
-        shard._tail = self._tail[:0]
+        shard._rows = slice(rank, None, world_size)
+        shard._lay_out(self.epoch)
+        shard.window = self.window
         return shard

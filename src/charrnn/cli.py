@@ -68,6 +68,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     add("--lr-schedule", choices=("cosine", "constant"), default=s, help="cosine decay to --min-lr-ratio, or constant")
     add("--min-lr-ratio", type=float, default=s, help=f"final lr as a fraction of --lr (default {d.min_lr_ratio})")
     add("--warmup-steps", type=int, default=s, help=f"linear lr warm-up steps (default {d.warmup_steps})")
+    add(
+        "--shift-epochs",
+        action="store_true",
+        default=s,
+        help="start each epoch's streams at a new random point in the text instead of repeating them",
+    )
     add("--adam-beta2", type=float, default=s, help=f"Adam's second-moment decay (default {d.adam_beta2})")
     add(
         "--ema",

@@ -32,6 +32,7 @@ class TrainConfig:
     warmup_steps: int = 300  # 50 ended 0.03-0.05 nats worse after 5 minutes (README)
     grad_clip: float = 5.0
     adam_beta2: float = 0.999
+    shift_epochs: bool = False  # start each epoch's streams at a new point in the text (batches.py)
     ema: float = 0.0  # decay of the weights' moving average that validation and sampling use; 0: off
     precision: str = "fp32"  # the forward pass's arithmetic: bf16/fp16 autocast keep fp32 weights and Adam
     epochs: int | None = None

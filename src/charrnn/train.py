@@ -145,7 +145,8 @@ class Trainer:
         self.autocast_dtype = _autocast_dtype(config.precision, self.device)
         # fp16's narrow range needs the loss scaled up so small gradients survive; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
-        self.batches = BatchSource(data.train_ids, config.batch_size, config.seq_len, self.device)
+        offset_seed = config.seed if config.shift_epochs else None
+        self.batches = BatchSource(data.train_ids, config.batch_size, config.seq_len, self.device, offset_seed)
         self.state = self.model.init_state(config.batch_size)
         self.step = 0
         self.elapsed_prior = 0.0  # training seconds spent before this process (resumed runs)
