@@ -83,10 +83,6 @@ class BatchSource:
     def windows_per_epoch(self) -> int:
         return -(-self.stream_len // self.seq_len)
 
-    @property
-    def chars_per_epoch(self) -> int:
-        return self.batch_size * self._full_stream_len
-
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
 
