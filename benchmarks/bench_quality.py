@@ -9,6 +9,10 @@ wall-clock budgets, for named configurations, through the real `charrnn.train` l
 `--steps N` gives every run N steps instead of a time budget: the fair way to compare settings that
 do not change a step's cost (learning rate, schedule, averaging) on a machine whose speed drifts.
 
+`--dynamic-lr LR` also scores each run's best checkpoint on the same validation text read as one stream,
+first without learning (the control) and then with dynamic evaluation (`charrnn eval --dynamic-lr`),
+after the budget and outside it. Those columns are a different measure from the validation loss.
+
 Each budget is its own run (the learning-rate schedule spans the whole budget). Prints a table and
 writes benchmarks/results/quality-*.json with every run's validation curve.
 """
@@ -25,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import charrnn
+from charrnn.corpus import read_text, train_val_split
 from charrnn.metrics import read_metrics
 
 from common import CORPORA, print_table, save_results
@@ -91,6 +96,21 @@ def run_one(config: charrnn.TrainConfig) -> dict:
     }
 
 
+def score_dynamic(run_dir: Path, text: Path, lr: float) -> dict:
+    """The best checkpoint on the validation text as one stream: without learning, then learning as it reads."""
+    sampler = charrnn.load(run_dir, "best")
+    val_ids = train_val_split(sampler.vocab.encode(read_text(text)), 0.1)[1]
+    one_stream = charrnn.evaluate_dynamic(sampler.model, val_ids, lr=0.0).loss
+    start = time.perf_counter()
+    dynamic = charrnn.evaluate_dynamic(sampler.model, val_ids, lr=lr).loss
+    return {
+        "one_stream_loss": one_stream,
+        "dynamic_loss": dynamic,
+        "dynamic_lr": lr,
+        "dynamic_s": time.perf_counter() - start,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="anna", help="anna, shakespeare or a path")
@@ -100,6 +120,7 @@ def main() -> None:
     parser.add_argument("--set", default="", help="overrides for every config, e.g. hidden=384,batch_size=16")
     parser.add_argument("--steps", type=int, help="stop each run after this many steps instead of a time budget")
     parser.add_argument("--label", default="", help="a name for this variant in the table")
+    parser.add_argument("--dynamic-lr", type=float, help="also score each run with dynamic evaluation at this lr")
     args = parser.parse_args()
 
     text = Path(CORPORA.get(args.corpus, args.corpus))
@@ -113,18 +134,22 @@ def main() -> None:
             for minutes in budgets:
                 out = workdir / f"{name}-{minutes:g}m"
                 record = run_one(make_config(name, text, out, minutes * 60, overrides, args.steps))
+                if args.dynamic_lr is not None:
+                    record.update(score_dynamic(out, text, args.dynamic_lr))
                 record.update(config_name=name + (f"+{args.label or args.set}" if args.set else ""), budget_min=minutes)
                 records.append(record)
                 budget = f"{args.steps} steps" if args.steps else f"{minutes:g} min"
                 print(
                     f"{record['config_name']:>24} {budget:>10}: val {record['val_loss']:.4f} nats "
-                    f"({record['val_bpc']:.3f} bpc), {record['steps']} steps, {record['train_chars_per_s']:,.0f} chars/s",
+                    f"({record['val_bpc']:.3f} bpc), {record['steps']} steps, {record['train_chars_per_s']:,.0f} chars/s"
+                    + dynamic_summary(record),
                     flush=True,
                 )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    dynamic = ["one stream", "dynamic"] if args.dynamic_lr is not None else []
     print_table(
-        ["config", "budget (min)", "steps", "epochs", "chars/s", "val nats/char", "val bpc"],
+        ["config", "budget (min)", "steps", "epochs", "chars/s", "val nats/char", "val bpc", *dynamic],
         [
             [
                 r["config_name"],
@@ -134,12 +159,22 @@ def main() -> None:
                 f"{r['train_chars_per_s']:,.0f}",
                 f"{r['val_loss']:.4f}",
                 f"{r['val_bpc']:.4f}",
+                *([f"{r['one_stream_loss']:.4f}", f"{r['dynamic_loss']:.4f}"] if dynamic else []),
             ]
             for r in records
         ],
         title=f"Time to quality on {text.name} (validation: last 10%, contiguous)",
     )
     save_results("quality", {"corpus": str(text), "runs": records})
+
+
+def dynamic_summary(record: dict) -> str:
+    if "dynamic_loss" not in record:
+        return ""
+    return (
+        f"; best checkpoint as one stream {record['one_stream_loss']:.4f}, dynamic evaluation at lr "
+        f"{record['dynamic_lr']:g} {record['dynamic_loss']:.4f} ({record['dynamic_s']:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ BAD_INPUTS = [
     ("eval missing file", "eval {run} {d}/nope.txt", "nope.txt: no such file"),
     ("eval unknown chars", "eval {run} {d}/unknown.txt", "not in the model's vocabulary: '☃'"),
     ("eval too short", "eval {run} {d}/oneline.txt", "too short to evaluate"),
+    ("eval dynamic too short", "eval {run} {d}/oneline.txt --dynamic-lr 0.1", "too short to evaluate"),
+    ("eval negative --dynamic-lr", "eval {run} {anna} --dynamic-lr -1", "--dynamic-lr must not be negative"),
+    ("eval --dynamic-lr word", "eval {run} {anna} --dynamic-lr fast", "invalid float value"),
     ("info not a run", "info {d}/emptyrun", "not a charrnn run directory"),
 ]
 
@@ -122,6 +125,9 @@ def test_eval_json(tiny_run, anna_50k):
     report = json.loads(result.stdout)
     assert set(report) == {"loss", "bpc", "chars"} and report["chars"] == 49_999
     assert 1.0 < report["loss"] < 4.0
+    control = json.loads(run_cli("eval", tiny_run, anna_50k, "--json", "--dynamic-lr", "0").stdout)
+    assert control["dynamic_lr"] == 0 and control["chars"] == 49_999
+    assert control["loss"] == pytest.approx(report["loss"], abs=0.02)  # one stream, nothing learned: near plain
 
 
 def test_info_json_has_the_keys_scripts_rely_on(tiny_run):

@@ -41,3 +41,12 @@ def test_train_sample_resume(tmp_path):
 
     evaluated = json.loads(run_cli("eval", out, path, "--json").stdout)
     assert evaluated["chars"] == len(text) - 1 and evaluated["loss"] < unigram
+
+    # Dynamic evaluation learns from the held-out text as it reads it: it must beat the plain score there.
+    held_out = tmp_path / "held_out.txt"
+    held_out.write_text(train_val_split(text, 0.1)[1], encoding="utf-8")
+    plain = json.loads(run_cli("eval", out, held_out, "--json").stdout)
+    dynamic = run_cli("eval", out, held_out, "--dynamic-lr", "0.1")
+    assert dynamic.returncode == 0, dynamic.stderr
+    assert "dynamic evaluation at lr 0.1" in dynamic.stdout
+    assert float(dynamic.stdout.split()[0]) < plain["loss"] - 0.01, (dynamic.stdout, plain)

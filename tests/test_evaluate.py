@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from charrnn.evaluate import evaluate
+from charrnn.errors import CharRNNError
+from charrnn.evaluate import dynamic_window_losses, evaluate, evaluate_dynamic
 from charrnn.model import CharRNN, ModelConfig
 
 
@@ -45,3 +46,62 @@ def test_evaluate_leaves_training_mode_alone():
     ids = np.arange(100, dtype=np.uint8) % 4
     assert evaluate(model, ids).loss == evaluate(model, ids).loss  # dropout off: deterministic
     assert model.training
+
+
+def small_model(vocab: int = 9, seed: int = 0) -> CharRNN:
+    torch.manual_seed(seed)
+    return CharRNN(ModelConfig(vocab_size=vocab, hidden=24, layers=2, embed_dim=6, dropout=0.3)).eval()
+
+
+@pytest.mark.parametrize("seq_len", [1, 7, 50, 999])
+def test_dynamic_at_lr_0_is_one_unbroken_stream(seq_len):
+    ids = np.random.default_rng(1).integers(0, 9, 400).astype(np.uint8)
+    model = small_model()
+    result = evaluate_dynamic(model, ids, lr=0.0, seq_len=seq_len)
+    assert result.chars == 399 and result.dynamic_lr == 0.0
+    assert result.loss == pytest.approx(reference_loss(model, ids), rel=1e-5)
+
+
+def test_dynamic_scores_each_window_before_learning_from_it():
+    ids = np.random.default_rng(2).integers(0, 9, 301).astype(np.uint8)
+    static = list(dynamic_window_losses(small_model(), ids, 0.0, 30))
+    learning = list(dynamic_window_losses(small_model(), ids, 0.5, 30))
+    assert len(learning) == 10
+    assert learning[0] == pytest.approx(static[0], rel=1e-6)  # nothing learned yet
+    assert learning[1] != pytest.approx(static[1], rel=1e-3)  # learned from window 0
+    # Text after a window can never change that window's score.
+    changed = ids.copy()
+    changed[151:] = (changed[151:] + 1) % 9  # window 4's last target is ids[150]
+    with_change = list(dynamic_window_losses(small_model(), changed, 0.5, 30))
+    assert with_change[:5] == pytest.approx(learning[:5], rel=1e-6)
+    assert with_change[5:] != pytest.approx(learning[5:], rel=1e-3)
+
+
+def test_dynamic_evaluation_learns_a_repeated_text():
+    motif = np.random.default_rng(3).integers(0, 9, 23).astype(np.uint8)
+    ids = np.tile(motif, 60)
+    model = small_model()
+    static = evaluate_dynamic(model, ids, lr=0.0).loss
+    adapted = evaluate_dynamic(model, ids, lr=2.0, seq_len=10).loss
+    assert adapted < 0.6 * static
+
+
+def test_dynamic_evaluation_leaves_the_model_alone():
+    model = small_model().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate_dynamic(model, np.arange(200, dtype=np.uint8) % 9, lr=1.0)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "lr, message", [(-0.1, "must not be negative"), (math.nan, "must not be negative"), (math.inf, "diverged")]
+)
+def test_dynamic_evaluation_refuses_bad_learning_rates(lr, message):
+    with pytest.raises(CharRNNError, match=message):
+        evaluate_dynamic(small_model(), np.arange(200, dtype=np.uint8) % 9, lr=lr)
+
+
+def test_dynamic_evaluation_refuses_a_text_of_one_character():
+    with pytest.raises(CharRNNError, match="too short"):
+        evaluate_dynamic(small_model(), np.zeros(1, dtype=np.uint8))

@@ -13,7 +13,7 @@ import os
 from .checkpoint import load_model
 from .config import TrainConfig
 from .errors import CharRNNError
-from .evaluate import EvalResult, evaluate
+from .evaluate import EvalResult, evaluate, evaluate_dynamic
 from .model import ModelConfig
 from .sample import Sampler
 from .train import TrainResult, resume, train
@@ -26,6 +26,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "evaluate",
+    "evaluate_dynamic",
     "load",
     "resume",
     "train",

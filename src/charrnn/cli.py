@@ -17,7 +17,7 @@ from . import checkpoint as ckpt
 from .config import PRECISIONS, TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars
 from .errors import CharRNNError
-from .evaluate import evaluate
+from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
 from .sample import Sampler
 from .train import resume, select_device, train
@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("eval", help="loss of a trained model on text files")
     _add_checkpoint_flags(p)
     p.add_argument("texts", nargs="+", metavar="TEXT")
+    p.add_argument(
+        "--dynamic-lr",
+        type=float,
+        metavar="LR",
+        help=f"dynamic evaluation: read the text as one stream, learning from it as it goes, at this SGD "
+        f"learning rate ({DYNAMIC_LR} suits most runs); scores a different measure from plain eval",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--encoding", default="utf-8")
     p.add_argument("--errors", default="strict")
@@ -207,11 +214,15 @@ def cmd_eval(args) -> int:
     ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
-    result = evaluate(model, ids)
+    result = evaluate(model, ids) if args.dynamic_lr is None else evaluate_dynamic(model, ids, args.dynamic_lr)
+    how = "" if args.dynamic_lr is None else f", dynamic evaluation at lr {args.dynamic_lr:g}"
     if args.json:
         print(json.dumps(result.to_json()))
     else:
-        print(f"{result.loss:.4f} nats/char, {result.bpc:.4f} bits/char over {result.chars:,} characters ({info.name})")
+        print(
+            f"{result.loss:.4f} nats/char, {result.bpc:.4f} bits/char over {result.chars:,} characters "
+            f"({info.name}{how})"
+        )
     return 0
 
 
