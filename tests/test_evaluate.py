@@ -19,25 +19,36 @@ def reference_loss(model, ids):
         return F.cross_entropy(logits[0], y).item()
 
 
-def reference_streams_loss(model, ids, streams):
-    """Each stream scored alone from a zero state; the last one runs on to the end of the text."""
+def reference_streams_loss(model, ids, streams, lead_in):
+    """Each stream scored alone, after reading (unscored) the `lead_in` characters before it from a zero
+    state; the last one runs on to the end of the text."""
     per_stream = (len(ids) - 1) // streams
+    width = min(lead_in, per_stream)
     total = 0.0
     for i in range(streams):
-        end = (i + 1) * per_stream if i < streams - 1 else len(ids) - 1
-        total += reference_loss(model, ids[i * per_stream : end + 1]) * (end - i * per_stream)
+        start, end = i * per_stream, (i + 1) * per_stream if i < streams - 1 else len(ids) - 1
+        first = max(start - width, 0)
+        with torch.no_grad():
+            logits, _ = model.eval()(torch.as_tensor(ids[first:end], dtype=torch.long)[None])
+            losses = F.cross_entropy(
+                logits[0], torch.as_tensor(ids[first + 1 : end + 1], dtype=torch.long), reduction="none"
+            )
+        total += losses[start - first :].sum().item()
     return total / (len(ids) - 1)
 
 
-@pytest.mark.parametrize("n_chars, streams, seq_len", [(1000, 1, 1000), (1000, 8, 16), (997, 7, 10), (40, 64, 250)])
-def test_evaluate_scores_every_character_once(n_chars, streams, seq_len):
+@pytest.mark.parametrize(
+    "n_chars, streams, seq_len, lead_in",
+    [(1000, 1, 1000, 250), (1000, 8, 16, 0), (1000, 8, 16, 30), (997, 7, 10, 500), (40, 64, 250, 250)],
+)
+def test_evaluate_scores_every_character_once(n_chars, streams, seq_len, lead_in):
     torch.manual_seed(0)
     ids = np.random.default_rng(0).integers(0, 9, n_chars).astype(np.uint8)
-    model = CharRNN(ModelConfig(vocab_size=9, hidden=16, layers=1, embed_dim=4))
-    result = evaluate(model, ids, streams, seq_len)
+    model = CharRNN(ModelConfig(vocab_size=9, hidden=16, layers=2, embed_dim=4))
+    result = evaluate(model, ids, streams, seq_len, lead_in)
     assert result.chars == n_chars - 1
     used_streams = max(1, min(streams, (n_chars - 1) // max(seq_len // 4, 1)))  # evaluate's own cap
-    assert result.loss == pytest.approx(reference_streams_loss(model, ids, used_streams), rel=1e-5)
+    assert result.loss == pytest.approx(reference_streams_loss(model, ids, used_streams, lead_in), rel=1e-5)
     assert result.bpc == pytest.approx(result.loss / math.log(2))
 
 
