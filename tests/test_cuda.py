@@ -35,6 +35,9 @@ def test_training_on_cuda_learns_and_its_checkpoint_serves_the_cpu(tmp_path, ann
     cpu_loss = charrnn.evaluate(on_cpu.model, val_ids).loss
     assert charrnn.evaluate(on_gpu.model, val_ids).loss == pytest.approx(cpu_loss, rel=1e-4)
     assert cpu_loss == pytest.approx(result.val_loss, rel=1e-4)  # validation ran in fp32 whatever the precision
+    # Dynamic evaluation takes gradients through cuDNN's LSTM, which refuses them in eval mode.
+    cpu_dynamic = charrnn.evaluate_dynamic(on_cpu.model, val_ids[:3000]).loss
+    assert charrnn.evaluate_dynamic(on_gpu.model, val_ids[:3000]).loss == pytest.approx(cpu_dynamic, rel=1e-3)
     text = on_gpu.generate("The ", 200, temperature=0.8, top_k=5, seed=3)
     assert len(text) == 200 and set(text) <= set(on_gpu.vocab.chars)
 

@@ -61,7 +61,7 @@ def test_evaluate_leaves_training_mode_alone():
 
 def small_model(vocab: int = 9, seed: int = 0) -> CharRNN:
     torch.manual_seed(seed)
-    return CharRNN(ModelConfig(vocab_size=vocab, hidden=24, layers=2, embed_dim=6, dropout=0.3)).eval()
+    return CharRNN(ModelConfig(vocab_size=vocab, hidden=24, layers=2, embed_dim=6, dropout=0.3, weight_drop=0.3)).eval()
 
 
 @pytest.mark.parametrize("seq_len", [1, 7, 50, 999])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -110,9 +110,8 @@ def evaluate_dynamic(
         raise CharRNNError(f"dynamic evaluation's seq_len must be positive, got {seq_len}")
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
-    learner = copy.deepcopy(model).requires_grad_(True)
     total = 0.0
-    for window_loss in dynamic_window_losses(learner.eval(), ids, lr, seq_len):
+    for window_loss in dynamic_window_losses(model, ids, lr, seq_len):
         total += window_loss
     loss = total / (len(ids) - 1)
     if not math.isfinite(loss):
@@ -120,8 +119,20 @@ def evaluate_dynamic(
     return EvalResult(loss, len(ids) - 1, dynamic_lr=lr)
 
 
-def dynamic_window_losses(learner: CharRNN, ids: np.ndarray, lr: float, seq_len: int) -> Iterator[float]:
-    """Summed loss of each window of `ids` in turn; after each, one SGD step on it changes `learner`."""
+def _learner(model: CharRNN) -> CharRNN:
+    """A copy of `model` that learns without dropout. cuDNN computes an RNN's gradients only in training
+    mode, so the copy stays in training mode with its dropout and weight drop set to zero."""
+    learner = copy.deepcopy(model).requires_grad_(True).train()
+    learner.config = replace(model.config, dropout=0.0, weight_drop=0.0)
+    learner.drop.p = 0.0
+    learner.rnn.dropout = 0.0
+    return learner
+
+
+def dynamic_window_losses(model: CharRNN, ids: np.ndarray, lr: float, seq_len: int) -> Iterator[float]:
+    """Summed loss of each window of `ids` in turn, scored by a copy of `model` that then takes one SGD
+    step on that window."""
+    learner = _learner(model)
     device = learner.head.weight.device
     text = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device)
     optimizer = torch.optim.SGD(learner.parameters(), lr=lr)
