@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="LR",
         help=f"dynamic evaluation: read the text as one stream, learning from it as it goes, at this SGD "
-        f"learning rate ({DYNAMIC_LR} suits most runs); scores a different measure from plain eval",
+        f"learning rate (try {DYNAMIC_LR}; README says how it was chosen); a different measure from plain eval",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--encoding", default="utf-8")
