@@ -134,11 +134,11 @@ def dynamic_window_losses(model: CharRNN, ids: np.ndarray, lr: float, seq_len: i
     step on that window."""
     learner = _learner(model)
     device = learner.head.weight.device
-    text = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device)
     optimizer = torch.optim.SGD(learner.parameters(), lr=lr)
     state = learner.init_state(1, device)
-    for start in range(0, len(text) - 1, seq_len):
-        window = text[start : start + seq_len + 1]
+    for start in range(0, len(ids) - 1, seq_len):
+        # One window at a time: the text stays in its one-byte ids, never a whole int64 copy.
+        window = torch.from_numpy(np.asarray(ids[start : start + seq_len + 1], dtype=np.int64)).to(device)
         with torch.set_grad_enabled(lr > 0):
             logits, state = learner(window[None, :-1], state)
             loss = F.cross_entropy(logits[0], window[1:], reduction="sum")
