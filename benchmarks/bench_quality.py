@@ -29,8 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import charrnn
-from charrnn.corpus import read_text, train_val_split
 from charrnn.metrics import read_metrics
+from charrnn.train import prepare_data
 
 from common import CORPORA, print_table, save_results
 
@@ -96,10 +96,10 @@ def run_one(config: charrnn.TrainConfig) -> dict:
     }
 
 
-def score_dynamic(run_dir: Path, text: Path, lr: float) -> dict:
+def score_dynamic(config: charrnn.TrainConfig, lr: float) -> dict:
     """The best checkpoint on the validation text as one stream: without learning, then learning as it reads."""
-    sampler = charrnn.load(run_dir, "best")
-    val_ids = train_val_split(sampler.vocab.encode(read_text(text)), 0.1)[1]
+    sampler = charrnn.load(config.out, "best")
+    val_ids = prepare_data(config, sampler.vocab).val_ids
     one_stream = charrnn.evaluate_dynamic(sampler.model, val_ids, lr=0.0).loss
     start = time.perf_counter()
     dynamic = charrnn.evaluate_dynamic(sampler.model, val_ids, lr=lr).loss
@@ -133,9 +133,10 @@ def main() -> None:
         for name in args.configs.split(","):
             for minutes in budgets:
                 out = workdir / f"{name}-{minutes:g}m"
-                record = run_one(make_config(name, text, out, minutes * 60, overrides, args.steps))
+                config = make_config(name, text, out, minutes * 60, overrides, args.steps)
+                record = run_one(config)
                 if args.dynamic_lr is not None:
-                    record.update(score_dynamic(out, text, args.dynamic_lr))
+                    record.update(score_dynamic(config, args.dynamic_lr))
                 record.update(config_name=name + (f"+{args.label or args.set}" if args.set else ""), budget_min=minutes)
                 records.append(record)
                 budget = f"{args.steps} steps" if args.steps else f"{minutes:g} min"

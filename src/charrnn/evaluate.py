@@ -110,10 +110,7 @@ def evaluate_dynamic(
         raise CharRNNError(f"dynamic evaluation's seq_len must be positive, got {seq_len}")
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
-    total = 0.0
-    for window_loss in dynamic_window_losses(model, ids, lr, seq_len):
-        total += window_loss
-    loss = total / (len(ids) - 1)
+    loss = sum(dynamic_window_losses(model, ids, lr, seq_len)) / (len(ids) - 1)
     if not math.isfinite(loss):
         raise CharRNNError(f"dynamic evaluation diverged at learning rate {lr}; try a lower one")
     return EvalResult(loss, len(ids) - 1, dynamic_lr=lr)
