@@ -1,7 +1,9 @@
 """Sampling speed: characters per second generating 2,000 characters from a primed state, at batch
 1 and with 8 and 64 samples in one batch, for 2x128 / 2x256 / 2x512 LSTMs (91-character vocabulary).
 
-Beside each: the floor set by reading the step's weights once per character (the recurrent,
+At batches of 8 and 64 it also times the same sampler with torch's own matmul and tanh ("plain
+torch", how batches ran before their products went through oneDNN), interleaved, and prints the
+speed-up. Beside each: the floor set by reading the step's weights once per character (the recurrent,
 input and output matrices as one-row products, in turn, timed alone), and the per-character cost
 of everything that is not arithmetic (the same sampler on a model too small to compute anything).
 
@@ -11,11 +13,13 @@ of everything that is not arithmetic (the same sampler on a model too small to c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
 import torch
 
+from charrnn import onednn
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.sample import Sampler
 from charrnn.vocab import Vocab
@@ -39,6 +43,27 @@ def chars_per_s(sampler: Sampler, chars: int, batch: int) -> float:
             pass
 
     return batch * chars / median_time(run, repeats=3, warmup=1)
+
+
+@contextlib.contextmanager
+def plain_torch_batches():
+    """Batches through torch's own matmul and tanh, as the sampler ran them before oneDNN: the side-by-side baseline."""
+    saved = onednn.available
+    onednn.available = lambda: False
+    try:
+        yield
+    finally:
+        onednn.available = saved
+
+
+def batch_speeds(sampler: Sampler, chars: int) -> dict[str, float]:
+    """chars/s at batch 1, 8 and 64, and at 8 and 64 the old plain-torch way, interleaved."""
+    speeds = {"1": chars_per_s(sampler, chars, 1)}
+    for batch in (8, 64):
+        speeds[str(batch)] = chars_per_s(sampler, chars, batch)
+        with plain_torch_batches():
+            speeds[f"{batch} plain torch"] = chars_per_s(sampler, chars, batch)
+    return speeds
 
 
 def weight_read_floor_s(sampler: Sampler) -> float:
@@ -68,7 +93,7 @@ def main() -> None:
         sampler = make_sampler(HIDDEN[name])
         weights_mb = sum(p.numel() for p in sampler.model.rnn.parameters()) * 4 / 1e6
         floor_s = weight_read_floor_s(sampler)
-        speeds = {batch: chars_per_s(sampler, args.chars, batch) for batch in (1, 8, 64)}
+        speeds = batch_speeds(sampler, args.chars)
         prime_start = time.perf_counter()
         next(iter(sampler.stream_batch(PRIME * 10, 1, 1, seed=1)))
         rows.append(
@@ -76,8 +101,8 @@ def main() -> None:
                 "size": name,
                 "weights_mb": weights_mb,
                 "floor_chars_per_s": 1 / floor_s,
-                "chars_per_s": {str(b): s for b, s in speeds.items()},
-                "share_of_floor_b1": speeds[1] * floor_s,
+                "chars_per_s": speeds,
+                "share_of_floor_b1": speeds["1"] * floor_s,
                 "prime_1800_chars_s": time.perf_counter() - prime_start,
             }
         )
@@ -85,9 +110,12 @@ def main() -> None:
         f"per-character cost outside arithmetic (2x4 model): {overhead_s * 1e6:.0f} us ({1 / overhead_s:,.0f} chars/s)"
     )
     print_table(
-        ["size", "weights MB", "floor chars/s", "batch 1", "batch 8 (total)", "batch 64 (total)", "b1 / floor"],
+        ["size", "weights MB", "floor chars/s", "batch 1", "batch 8 (total)", "batch 64 (total)", "b1 / floor",
+         "8: plain torch", "64: plain torch", "8: speed-up", "64: speed-up"],
         [[r["size"], f"{r['weights_mb']:.1f}", f"{r['floor_chars_per_s']:,.0f}", f"{r['chars_per_s']['1']:,.0f}",
-          f"{r['chars_per_s']['8']:,.0f}", f"{r['chars_per_s']['64']:,.0f}", f"{r['share_of_floor_b1']:.0%}"]
+          f"{r['chars_per_s']['8']:,.0f}", f"{r['chars_per_s']['64']:,.0f}", f"{r['share_of_floor_b1']:.0%}",
+          *(f"{r['chars_per_s'][f'{b} plain torch']:,.0f}" for b in (8, 64)),
+          *(f"{r['chars_per_s'][str(b)] / r['chars_per_s'][f'{b} plain torch']:.2f}x" for b in (8, 64))]
          for r in rows],
         title=f"Sampling speed, {args.chars} characters after a {len(PRIME)}-character prime, top-k 5",
     )  # fmt: skip

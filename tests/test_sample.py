@@ -4,6 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from charrnn import onednn
+from charrnn import sample as sample_module
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.sample import RecurrentStep, Sampler, SamplingOptions, pick_next, pick_next_row
@@ -12,26 +14,53 @@ from charrnn.vocab import Vocab
 VOCAB = Vocab.from_text("abcdefghij \n")
 
 
-def sampler(cell="lstm", seed=0, layers=2) -> Sampler:
+def sampler(cell="lstm", seed=0, layers=2, hidden=24) -> Sampler:
     torch.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), cell=cell, hidden=24, layers=layers, embed_dim=8))
+    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), cell=cell, hidden=hidden, layers=layers, embed_dim=8))
     return Sampler(model, VOCAB)
 
 
-@pytest.mark.parametrize("batch", [1, 3])  # one row takes numpy's products on the CPU, batches torch's
+BATCH_OPS = {"numpy": (1, sample_module._NumpyOps), "torch": (3, sample_module._TorchOps)}
+BATCH_OPS["onednn"] = (3, sample_module._CpuBatchOps)
+
+
+@pytest.mark.parametrize("ops", list(BATCH_OPS))  # one row on the CPU takes numpy's ops, batches torch's or oneDNN's
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("layers", [1, 2])  # one is the default model
-def test_single_steps_match_the_fused_layers(cell, batch, layers):
+def test_single_steps_match_the_fused_layers(cell, ops, layers, monkeypatch):
+    if ops == "onednn" and not onednn.available():
+        pytest.skip("oneDNN's inner product is not callable in this torch build")
+    batch, ops_class = BATCH_OPS[ops]
+    monkeypatch.setattr(sample_module, "_ops_for", lambda *_: ops_class)
     s = sampler(cell, layers=layers)
     ids = torch.randint(0, len(VOCAB), (batch, 9))
     with torch.inference_mode():
         expected, expected_state = s.model(ids)
         buffers = s._step.start(s.model.init_state(batch))
+        assert buffers["ops"] is ops_class
         for t in range(9):
             logits = torch.as_tensor(s._step(ids[:, t], buffers))
             torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-5)
     for got, want in zip(s._step.state(buffers), expected_state, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_ops_follow_the_batch_and_the_size_of_its_products(monkeypatch):
+    ops_for = sample_module._ops_for
+    assert ops_for(True, 1, 512) is sample_module._NumpyOps
+    assert ops_for(False, 1, 512) is ops_for(False, 64, 512) is sample_module._TorchOps
+    assert ops_for(True, 8, 128) is sample_module._TorchOps  # too small to repay oneDNN's extra calls
+    big = sample_module._CpuBatchOps if onednn.available() else sample_module._TorchOps
+    assert ops_for(True, 2, 512) is ops_for(True, 64, 512) is big
+    monkeypatch.setattr(onednn, "available", lambda: False)
+    assert ops_for(True, 64, 512) is sample_module._TorchOps
+
+
+def test_batches_sample_the_same_text_with_or_without_onednn(monkeypatch):
+    s = sampler(hidden=256)
+    with_onednn = s.generate_many("abc", 40, num_samples=4, seed=5, top_k=3)
+    monkeypatch.setattr(onednn, "available", lambda: False)
+    assert s.generate_many("abc", 40, num_samples=4, seed=5, top_k=3) == with_onednn
 
 
 def test_same_seed_same_text_and_stream_equals_generate():

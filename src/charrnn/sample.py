@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import onednn
 from .errors import CharRNNError
 from .model import CharRNN, State
 from .vocab import Vocab
@@ -82,13 +83,48 @@ def pick_next_row(logits: np.ndarray, options: SamplingOptions, rng: np.random.G
 class _TorchOps:
     """Array operations for the step on torch tensors (batches, and any device)."""
 
+    xp = torch
+
     @staticmethod
     def array(tensor: torch.Tensor) -> torch.Tensor:
         return tensor
 
     @staticmethod
+    def matrix(weight: torch.Tensor, batch: int) -> torch.Tensor:
+        """A (in, out) weight as `matmul` takes it, for products with `batch` rows."""
+        return weight
+
+    @staticmethod
+    def matmul(x, weight, out) -> None:
+        torch.matmul(x, weight, out=out)
+
+    @staticmethod
+    def tanh(x, out) -> None:
+        torch.tanh(x, out=out)
+
+    @staticmethod
     def lookup(table, ids: torch.Tensor, out) -> None:
         torch.index_select(table, 0, ids, out=out)
+
+
+class _CpuBatchOps(_TorchOps):
+    """Batches on the CPU: products through oneDNN (2.4-2.6x torch's MKL matmul at 8 and 64 rows
+    here, see `onednn`), and tanh as 2*sigmoid(2x) - 1, because torch's CPU tanh is about ten times
+    slower than its sigmoid (167 against 16 microseconds for 64x2048; the extra passes cost ~4 each)."""
+
+    @staticmethod
+    def matrix(weight: torch.Tensor, batch: int) -> torch.Tensor:
+        return onednn.pack(weight.t(), batch)
+
+    @staticmethod
+    def matmul(x, weight, out) -> None:
+        out.copy_(onednn.linear(x, weight))
+
+    @staticmethod
+    def tanh(x, out) -> None:
+        torch.mul(x, 2, out=out)
+        torch.sigmoid(out, out=out)
+        out.mul_(2).sub_(1)
 
 
 class _NumpyOps:
@@ -97,13 +133,46 @@ class _NumpyOps:
     a fraction of torch's. Not for batches: there torch's products are as fast, and two thread
     pools contending for the cores are far slower (bench_sample.py)."""
 
+    xp = np
+
     @staticmethod
     def array(tensor: torch.Tensor) -> np.ndarray:
         return tensor.numpy()
 
     @staticmethod
+    def matrix(weight: torch.Tensor, batch: int) -> np.ndarray:
+        return weight.numpy()
+
+    @staticmethod
+    def matmul(x, weight, out) -> None:
+        np.matmul(x, weight, out=out)
+
+    @staticmethod
+    def tanh(x, out) -> None:
+        np.tanh(x, out=out)
+
+    @staticmethod
     def lookup(table, ids, out) -> None:
         np.take(table, np.asarray(ids), axis=0, out=out)
+
+
+# Below this many multiply-adds in a layer's recurrent product (batch x 4 hidden x hidden), the
+# extra calls of `_CpuBatchOps` cost more than they save: at 2x128 it was 0.66x plain torch at batch
+# 2 and 0.91x at 8 (2^19), 1.11x at 16 (2^20); at 2x256 1.03x at batch 2 (2^19), 1.66x at 8.
+_ONEDNN_MIN_MACS = 2**20
+
+
+def _ops_for(on_cpu: bool, batch: int, hidden: int):
+    if not on_cpu:
+        return _TorchOps
+    if batch == 1:
+        return _NumpyOps
+    if batch * 4 * hidden * hidden >= _ONEDNN_MIN_MACS and onednn.available():
+        return _CpuBatchOps
+    return _TorchOps
+
+
+_MATRICES = ("w_ih", "w_hh", "head_w")  # the weights `matmul` takes; the rest are added or looked up
 
 
 @dataclass
@@ -126,8 +195,9 @@ class RecurrentStep:
     character (a row lookup), sigmoid gates are computed as tanh(x/2)/2 + 1/2 with the halving
     folded into their weights (so one tanh serves every gate, in numpy as in torch), and every
     buffer and view a step touches is made once per batch, by `start`, so a step allocates nothing.
-    The step is written once against functions numpy and torch share (matmul, add, multiply,
-    subtract, tanh with `out=`) and runs on whichever `_NumpyOps`/`_TorchOps` suits the batch.
+    The step is written once against functions numpy and torch share (add, multiply, subtract with
+    `out=`) plus the ops class's own matmul and tanh, and runs on whichever of `_NumpyOps` (one row on
+    the CPU), `_CpuBatchOps` (larger batches on the CPU) or `_TorchOps` (the rest) suits the batch.
     """
 
     def __init__(self, model: CharRNN):
@@ -163,7 +233,7 @@ class RecurrentStep:
     def start(self, state: State) -> dict:
         """Working memory for a batch, starting from a copy of `state` (layers, batch, hidden)."""
         batch, n = state[0].shape[1], self.hidden
-        ops = _NumpyOps if self.on_cpu and batch == 1 else _TorchOps
+        ops = _ops_for(self.on_cpu, batch, n)
         new = state[0].new_empty
         layers = []
         for i in range(self.layers):
@@ -179,7 +249,10 @@ class RecurrentStep:
             elif self.cell == "gru":  # sigmoid part (reset, update), reset, update, new; and h's new part
                 layer.views = (g[:, : 2 * n], g[:, :n], g[:, n : 2 * n], g[:, 2 * n :])
                 layer.views += (layer.product[:, : 2 * n], layer.product[:, 2 * n :])
-        weights = {name: [ops.array(w) for w in ws] for name, ws in self.weights.items()}
+        weights = {
+            name: [ops.matrix(w, batch) if name in _MATRICES else ops.array(w) for w in ws]
+            for name, ws in self.weights.items()
+        }
         return {"ops": ops, "tensors": layers, "layers": arrays, "weights": weights, "logits": ops.array(logits)}
 
     def state(self, buffers: dict) -> State:
@@ -192,23 +265,23 @@ class RecurrentStep:
         """Advance every row by one character; returns the logits buffer (batch, vocab), reused next step,
         as the ops' array (numpy for one row on the CPU, else torch)."""
         ops, w, layers = buffers["ops"], buffers["weights"], buffers["layers"]
-        xp = np if ops is _NumpyOps else torch
+        xp = ops.xp
         for i, layer in enumerate(layers):
             if i == 0:
                 ops.lookup(w["table"][0], ids, layer.gates)
             else:
-                xp.matmul(layers[i - 1].h, w["w_ih"][i], out=layer.gates)
+                ops.matmul(layers[i - 1].h, w["w_ih"][i], layer.gates)
                 xp.add(layer.gates, w["b_ih"][i], out=layer.gates)
-            xp.matmul(layer.h, w["w_hh"][i], out=layer.product)
+            ops.matmul(layer.h, w["w_hh"][i], layer.product)
             if self.cell == "lstm":
-                self._lstm(xp, layer)
+                self._lstm(ops, layer)
             elif self.cell == "gru":
                 xp.add(layer.product, w["b_hh"][i], out=layer.product)
-                self._gru(xp, layer)
+                self._gru(ops, layer)
             else:
                 xp.add(layer.gates, layer.product, out=layer.gates)
-                xp.tanh(layer.gates, out=layer.h)
-        xp.matmul(layers[-1].h, w["head_w"][0], out=buffers["logits"])
+                ops.tanh(layer.gates, layer.h)
+        ops.matmul(layers[-1].h, w["head_w"][0], buffers["logits"])
         xp.add(buffers["logits"], w["head_b"][0], out=buffers["logits"])
         return buffers["logits"]
 
@@ -218,25 +291,27 @@ class RecurrentStep:
         xp.multiply(x, 0.5, out=x)
         xp.add(x, 0.5, out=x)
 
-    def _lstm(self, xp, layer: _Layer) -> None:
+    def _lstm(self, ops, layer: _Layer) -> None:
+        xp = ops.xp
         sig, i, f, o, g = layer.views
         xp.add(layer.gates, layer.product, out=layer.gates)
-        xp.tanh(layer.gates, out=layer.gates)
+        ops.tanh(layer.gates, layer.gates)
         self._sigmoid_from_halved(xp, sig)
         xp.multiply(layer.c, f, out=layer.c)  # c = f * c + i * g
         xp.multiply(i, g, out=layer.tmp)
         xp.add(layer.c, layer.tmp, out=layer.c)
-        xp.tanh(layer.c, out=layer.tmp)  # h = o * tanh(c)
+        ops.tanh(layer.c, layer.tmp)  # h = o * tanh(c)
         xp.multiply(o, layer.tmp, out=layer.h)
 
-    def _gru(self, xp, layer: _Layer) -> None:
+    def _gru(self, ops, layer: _Layer) -> None:
+        xp = ops.xp
         sig, r, z, candidate, h_sig, h_new = layer.views
         xp.add(sig, h_sig, out=sig)
-        xp.tanh(sig, out=sig)
+        ops.tanh(sig, sig)
         self._sigmoid_from_halved(xp, sig)
         xp.multiply(r, h_new, out=h_new)  # n = tanh(x_n + r * (W_hn h + b_hn))
         xp.add(candidate, h_new, out=candidate)
-        xp.tanh(candidate, out=candidate)
+        ops.tanh(candidate, candidate)
         xp.subtract(layer.h, candidate, out=layer.tmp)  # h' = n + z * (h - n)
         xp.multiply(z, layer.tmp, out=layer.tmp)
         xp.add(candidate, layer.tmp, out=layer.h)
