@@ -3,6 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from charrnn import model as model_module
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig, count_parameters
 
@@ -86,3 +87,45 @@ def test_a_config_saved_before_weight_drop_existed_still_loads():
     saved = ModelConfig(vocab_size=5, hidden=8).to_json()
     del saved["weight_drop"]
     assert ModelConfig.from_json(saved) == ModelConfig(vocab_size=5, hidden=8, weight_drop=0.0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_layers_run_one_by_one_compute_what_the_fused_call_does(cell, monkeypatch):
+    """With dropout a no-op, training's layer-by-layer path (taken on the CPU when there is dropout
+    between layers) gives the fused call's outputs, final states and gradients."""
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=7, cell=cell, hidden=6, layers=3, embed_dim=5, dropout=0.3))
+    ids, state = torch.randint(0, 7, (4, 9)), tuple(s.normal_() for s in model.init_state(4))
+    fused_logits, fused_state = model.eval()(ids, state)
+    fused_grads = torch.autograd.grad(fused_logits.square().sum(), list(model.parameters()))
+    calls = []
+    monkeypatch.setattr(model_module, "dropout", lambda x, p, training: calls.append(p) or x)
+    logits, new_state = model.train()(ids, state)
+    assert calls == [0.3, 0.3, 0.3]  # between the three layers, and before the output layer
+    torch.testing.assert_close(logits, fused_logits)
+    for got, want in zip(new_state, fused_state, strict=True):
+        torch.testing.assert_close(got, want)
+    grads = torch.autograd.grad(logits.square().sum(), list(model.parameters()))
+    for got, want in zip(grads, fused_grads, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_zeroes_a_share_p_and_scales_the_rest(p):
+    torch.manual_seed(0)
+    x = torch.rand(400, 500) + 0.5
+    y = model_module.dropout(x, p, training=True)
+    dropped = y == 0
+    assert abs(dropped.float().mean().item() - p) < 0.005  # 200,000 draws: sd ~0.001
+    torch.testing.assert_close(y[~dropped], x[~dropped] / (1 - p))
+    assert model_module.dropout(x, p, training=False) is x
+    assert model_module.dropout(x, 0.0, training=True) is x
+
+
+def test_dropout_between_layers_is_applied_in_training():
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=7, hidden=16, layers=2, embed_dim=5, dropout=0.5)
+    model, ids = CharRNN(config).train(), torch.randint(0, 7, (4, 9))
+    # the layers' final states do not see the output dropout: only dropout between layers changes them
+    first, second = model(ids)[1][0][1], model(ids)[1][0][1]
+    assert not torch.allclose(first, second)

