@@ -143,17 +143,30 @@ def bare_step(trainer: Trainer) -> None:
     trainer.train_step(1e-3)
 
 
-def loop_seconds_per_step(trainer: Trainer, steps: int, validate_s: float, save_s: float) -> float:
-    """The real loop (signals, metrics.csv, progress lines) per step, less its one validation and save.
+def loop_seconds_per_step(trainer: Trainer, steps: int) -> float:
+    """The real loop (signals, metrics.csv, progress lines) per step, less the validation and save it runs
+    at its end, each timed as it happens (the same work timed apart varies by more than the loop costs)."""
+    spent = []
 
-    Validation and saving fall only at the run's end, once each: a cadence of `steps` would also
-    fire wherever the step count (which the bare rounds advanced) happened to be a multiple of it.
-    """
-    never = 10**9
+    def timed(work):
+        def run(*args):
+            start = time.perf_counter()
+            try:
+                return work(*args)
+            finally:
+                spent.append(time.perf_counter() - start)
+
+        return run
+
+    never = 10**9  # validation and saving only at the end, whatever the step count the bare rounds left
     trainer.config = replace(trainer.config, max_steps=trainer.step + steps, eval_every=never, save_every=never)
-    start = time.perf_counter()
-    trainer.run(StopSignals(), resumed=False)
-    return (time.perf_counter() - start - validate_s - save_s) / steps
+    trainer.validate, trainer.save = timed(trainer.validate), timed(trainer.save)
+    try:
+        start = time.perf_counter()
+        trainer.run(StopSignals(), resumed=False)
+        return (time.perf_counter() - start - sum(spent)) / steps
+    finally:
+        del trainer.validate, trainer.save  # back to the class's own methods
 
 
 def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
@@ -169,7 +182,7 @@ def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
     floor_s, wavefront_floor_s = ceiling_seconds(size)
     validate_s = median_time(trainer.validate, 1, warmup=0)
     save_s = median_time(lambda: trainer.save(0.0), 3, warmup=0)
-    loop_s = loop_seconds_per_step(trainer, max(rounds, 4), validate_s, save_s)
+    loop_s = loop_seconds_per_step(trainer, max(rounds, 4))
     cadence = TrainConfig().eval_every
     loop_total_s = loop_s + (validate_s + save_s) / cadence
     flops = size.train_flops()
