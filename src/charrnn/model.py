@@ -2,7 +2,9 @@
 
 The notebook feeds one-hot vectors into the first LSTM layer; an embedding lookup is the same
 computation (a one-hot times a matrix picks a row) without the wasted multiply-by-zero.
-The recurrent layers are PyTorch's fused `nn.LSTM`/`nn.GRU`/`nn.RNN`, so cuDNN serves them on GPU.
+The recurrent layers are PyTorch's fused `nn.LSTM`/`nn.GRU`/`nn.RNN`, so cuDNN serves them on GPU
+(and oneDNN on the CPU; there, training with dropout between layers calls them one layer at a time,
+so that `dropout`, faster than theirs, can sit in between).
 `weight_drop` regularises the recurrence itself without giving up the fused kernels: in training,
 each batch runs them with a fresh DropConnect mask on the hidden-to-hidden weights (AWD-LSTM's
 "weight drop"), the same mask at every time step.
