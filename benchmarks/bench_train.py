@@ -10,7 +10,9 @@ For each size it measures, interleaved so that machine noise hits all alike (med
                step's recurrent products of all layers one batched call (a wavefront's best case),
                with the speed-up over the reference that this would allow at most
   * bare     - charrnn's model: forward, backward, clip, Adam step, nothing else
-  * ref      - benchmarks/reference_notebook.py, the plain port a user would write
+  * ref      - benchmarks/reference_notebook.py, the plain port a user would write, in a process of its
+               own (as a user's script runs); "ref same-malloc" the same with charrnn's allocator setting
+               (charrnn.allocator), which separates what the code gains from what the setting gains
   * loop     - charrnn's real training loop (data, metrics, logging), plus validation and a
                checkpoint save timed alone and spread over the default cadence
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -33,7 +36,7 @@ from charrnn import onednn
 from charrnn.config import TrainConfig
 from charrnn.model import ModelConfig
 from charrnn.train import StopSignals, Trainer, prepare_data
-from reference_notebook import NotebookTrainer
+from reference_notebook import ReferenceProcess
 
 from common import CORPORA, median_time, print_table, save_results
 
@@ -172,13 +175,18 @@ def loop_seconds_per_step(trainer: Trainer, steps: int) -> float:
 def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
     torch.manual_seed(0)
     trainer = make_trainer(size, text, workdir / size.name)
-    reference = NotebookTrainer(VOCAB, size.hidden, size.layers, size.batch)
-    x, y = trainer.batches.window_at(0)
-    bare, ref = [], []
-    for _ in range(rounds):  # interleaved: noise lands on both
-        bare.append(median_time(lambda: bare_step(trainer), 1, warmup=1))
-        ref.append(median_time(lambda: reference.step(x, y), 1, warmup=1))
-    bare_s, ref_s = sorted(bare)[len(bare) // 2], sorted(ref)[len(ref) // 2]
+    # the port as a user's script runs it, and with charrnn's allocator setting (the code alone)
+    references = [ReferenceProcess(VOCAB, size.hidden, size.layers, size.batch, size.steps, keep) for keep in (0, 1)]
+    bare, ref, ref_same_malloc = [], [], []
+    try:
+        for _ in range(rounds):  # interleaved: noise lands on all
+            bare.append(median_time(lambda: bare_step(trainer), 1, warmup=1))
+            ref.append(references[0].step_seconds())
+            ref_same_malloc.append(references[1].step_seconds())
+    finally:
+        for reference in references:
+            reference.close()
+    bare_s, ref_s, ref_same_malloc_s = (statistics.median(times) for times in (bare, ref, ref_same_malloc))
     floor_s, wavefront_floor_s = ceiling_seconds(size)
     validate_s = median_time(trainer.validate, 1, warmup=0)
     save_s = median_time(lambda: trainer.save(0.0), 3, warmup=0)
@@ -196,6 +204,8 @@ def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
         "best_wavefront_vs_ref": ref_s / wavefront_floor_s,
         "bare_s": bare_s,
         "ref_s": ref_s,
+        "ref_same_malloc_s": ref_same_malloc_s,
+        "speedup_vs_ref_same_malloc": ref_same_malloc_s / loop_total_s,
         "loop_s": loop_s,
         "loop_total_s": loop_total_s,
         "validate_s": validate_s,
@@ -226,11 +236,13 @@ def main() -> None:
         f"oneDNN {peak['onednn']:.0f} GFLOP/s; the ceiling takes the faster of the two for each shape"
     )
     print_table(
-        ["size", "batch", "MFLOP/char", "ceiling s", "bare s", "loop s", "ref s", "chars/s", "ref chars/s",
-         "of ceiling", "vs ref", "loop overhead", "wavefront ceiling s", "its best vs ref"],
+        ["size", "batch", "MFLOP/char", "ceiling s", "bare s", "loop s", "ref s", "ref same-malloc s", "chars/s",
+         "ref chars/s", "of ceiling", "vs ref", "vs ref same-malloc", "loop overhead", "wavefront ceiling s",
+         "its best vs ref"],
         [[r["size"], r["batch"], f"{r['mflop_per_char']:.1f}", f"{r['ceiling_s']:.3f}", f"{r['bare_s']:.3f}",
-          f"{r['loop_total_s']:.3f}", f"{r['ref_s']:.3f}", f"{r['chars_per_s']:,.0f}", f"{r['ref_chars_per_s']:,.0f}",
-          f"{r['share_of_ceiling']:.0%}", f"{r['speedup_vs_ref']:.2f}x", f"{r['loop_overhead']:+.1%}",
+          f"{r['loop_total_s']:.3f}", f"{r['ref_s']:.3f}", f"{r['ref_same_malloc_s']:.3f}",
+          f"{r['chars_per_s']:,.0f}", f"{r['ref_chars_per_s']:,.0f}", f"{r['share_of_ceiling']:.0%}",
+          f"{r['speedup_vs_ref']:.2f}x", f"{r['speedup_vs_ref_same_malloc']:.2f}x", f"{r['loop_overhead']:+.1%}",
           f"{r['wavefront_ceiling_s']:.3f}", f"{r['best_wavefront_vs_ref']:.2f}x"] for r in rows],
         title="Training throughput (seconds per batch, medians; loop includes validation + save every "
         f"{rows[0]['cadence_steps']} steps)",

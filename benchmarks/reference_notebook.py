@@ -1,9 +1,21 @@
 """The straightforward PyTorch port of the "Anna KaRNNa" notebook a user would write, kept as the
 reference that charrnn's training speed is compared against: one-hot input, a fused multi-layer
 nn.LSTM with dropout, dropout before a linear output, Adam, global-norm clipping, state carried.
+
+`ReferenceProcess` runs it in a process of its own, as a user's script runs: charrnn changes how its
+own process's C library keeps freed memory (`charrnn.allocator`), and a reference timed beside it in
+the same process would get that for free.
+
+    python benchmarks/reference_notebook.py VOCAB HIDDEN LAYERS BATCH STEPS [--keep-freed-memory]
+    (then one line "step" per timing on stdin; each answers with the seconds of one step after a warm-up)
 """
 
 from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
 
 import torch
 from torch import nn
@@ -45,3 +57,48 @@ class NotebookTrainer:
         nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.optimizer.step()
         return loss.item()
+
+
+class ReferenceProcess:
+    """The port in a fresh process, timed one step at a time on request (after one warm-up step each)."""
+
+    def __init__(self, vocab: int, hidden: int, layers: int, batch: int, steps: int, keep_freed_memory: bool):
+        command = [sys.executable, __file__, *(str(n) for n in (vocab, hidden, layers, batch, steps))]
+        command += ["--keep-freed-memory"] if keep_freed_memory else []
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def step_seconds(self) -> float:
+        self.process.stdin.write("step\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the reference process exited with {self.process.wait()}")
+        return float(answer)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def _serve() -> None:
+    parser = argparse.ArgumentParser()
+    for name in ("vocab", "hidden", "layers", "batch", "steps"):
+        parser.add_argument(name, type=int)
+    parser.add_argument("--keep-freed-memory", action="store_true")
+    args = parser.parse_args()
+    if args.keep_freed_memory:
+        from charrnn.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    torch.manual_seed(0)
+    trainer = NotebookTrainer(args.vocab, args.hidden, args.layers, args.batch)
+    x, y = (torch.randint(0, args.vocab, (args.batch, args.steps)) for _ in range(2))
+    for _ in sys.stdin:
+        trainer.step(x, y)
+        start = time.perf_counter()
+        trainer.step(x, y)
+        print(time.perf_counter() - start, flush=True)
+
+
+if __name__ == "__main__":
+    _serve()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from . import allocator
 from . import checkpoint as ckpt
 from .config import PRECISIONS, TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars
@@ -294,6 +295,7 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    allocator.keep_freed_memory()  # training, evaluation and prime runs reuse their large buffers
     # A file-size limit should make writes fail with EFBIG (reported, nothing lost), not kill us.
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

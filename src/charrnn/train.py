@@ -25,6 +25,7 @@ import torch
 from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel
 
+from . import allocator
 from . import checkpoint as ckpt
 from .batches import BatchSource
 from .config import TrainConfig
@@ -133,6 +134,7 @@ class StopSignals:
 
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path, data: Data, stream=None):
+        allocator.keep_freed_memory()  # steps reuse their buffers instead of faulting them in afresh
         self.config = config
         self.run_dir = run_dir
         self.data = data
