@@ -7,7 +7,9 @@ all of its buffers' pages in again. Measured on this project's 2-core machine, i
 and without: the notebook's 2x512 step on 100x100 took 776 ms against 537-544 ms; one layer of 768
 on 32x50 (the 10-minute recommendation) 93-95 against 74-77 ms; the default model 41 against 40-41;
 evaluating 200,000 characters 3.2-3.5 s against 2.7-3.0. The price: memory, once used, stays with
-the process until it exits, which a training or sampling process was going to use again anyway.
+the process until it exits. Callers set it after reading their text, so that reading's temporary
+buffers still go back to the system: set before reading, it raised the peak memory of training on a
+10 MB text from 375 to 479 MB (benchmarks/bench_memory.py); set after, the peaks match glibc's defaults.
 """
 
 from __future__ import annotations

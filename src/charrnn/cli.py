@@ -215,6 +215,8 @@ def cmd_eval(args) -> int:
     ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
+    # After reading the text, so that its temporary buffers still go back to the system.
+    allocator.keep_freed_memory()
     result = evaluate(model, ids) if args.dynamic_lr is None else evaluate_dynamic(model, ids, args.dynamic_lr)
     how = "" if args.dynamic_lr is None else f", dynamic evaluation at lr {args.dynamic_lr:g}"
     if args.json:
@@ -295,7 +297,6 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    allocator.keep_freed_memory()  # training, evaluation and prime runs reuse their large buffers
     # A file-size limit should make writes fail with EFBIG (reported, nothing lost), not kill us.
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
