@@ -66,6 +66,11 @@ class Size:
     def train_flops(self) -> int:
         return 6 * self.macs_per_char() * self.chars  # forward 2, backward 4
 
+    @property
+    def repeats(self) -> int:
+        """Steps per timing: enough that a small model's timing is not one 20 ms step (2x128: 8)."""
+        return max(1, round(40e9 / self.train_flops()))
+
 
 SIZES = {s.name: s for s in (Size("2x128", 128, 64, 50), Size("2x256", 256, 64, 100), Size("2x512", 512, 100, 100))}
 
@@ -180,9 +185,9 @@ def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
     bare, ref, ref_same_malloc = [], [], []
     try:
         for _ in range(rounds):  # interleaved: noise lands on all
-            bare.append(median_time(lambda: bare_step(trainer), 1, warmup=1))
-            ref.append(references[0].step_seconds())
-            ref_same_malloc.append(references[1].step_seconds())
+            bare.append(median_time(lambda: bare_step(trainer), size.repeats, warmup=1))
+            ref.append(references[0].step_seconds(size.repeats))
+            ref_same_malloc.append(references[1].step_seconds(size.repeats))
     finally:
         for reference in references:
             reference.close()
@@ -190,7 +195,7 @@ def measure(size: Size, text: Path, rounds: int, workdir: Path) -> dict:
     floor_s, wavefront_floor_s = ceiling_seconds(size)
     validate_s = median_time(trainer.validate, 1, warmup=0)
     save_s = median_time(lambda: trainer.save(0.0), 3, warmup=0)
-    loop_s = loop_seconds_per_step(trainer, max(rounds, 4))
+    loop_s = loop_seconds_per_step(trainer, max(rounds, 4) * size.repeats)
     cadence = TrainConfig().eval_every
     loop_total_s = loop_s + (validate_s + save_s) / cadence
     flops = size.train_flops()

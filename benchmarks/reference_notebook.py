@@ -7,12 +7,13 @@ own process's C library keeps freed memory (`charrnn.allocator`), and a referenc
 the same process would get that for free.
 
     python benchmarks/reference_notebook.py VOCAB HIDDEN LAYERS BATCH STEPS [--keep-freed-memory]
-    (then one line "step" per timing on stdin; each answers with the seconds of one step after a warm-up)
+    (it answers "ready", then each line N on stdin with the median seconds of N steps after a warm-up)
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -66,9 +67,13 @@ class ReferenceProcess:
         command = [sys.executable, __file__, *(str(n) for n in (vocab, hidden, layers, batch, steps))]
         command += ["--keep-freed-memory"] if keep_freed_memory else []
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # Wait until it has imported torch and built its model: that start-up must not overlap a timing.
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the reference process exited with {self.process.wait()}")
 
-    def step_seconds(self) -> float:
-        self.process.stdin.write("step\n")
+    def step_seconds(self, repeats: int = 1) -> float:
+        """Median seconds of `repeats` steps, after one warm-up step."""
+        self.process.stdin.write(f"{repeats}\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
         if not answer:
@@ -93,11 +98,15 @@ def _serve() -> None:
     torch.manual_seed(0)
     trainer = NotebookTrainer(args.vocab, args.hidden, args.layers, args.batch)
     x, y = (torch.randint(0, args.vocab, (args.batch, args.steps)) for _ in range(2))
-    for _ in sys.stdin:
+    print("ready", flush=True)
+    for line in sys.stdin:
         trainer.step(x, y)
-        start = time.perf_counter()
-        trainer.step(x, y)
-        print(time.perf_counter() - start, flush=True)
+        times = []
+        for _ in range(int(line)):
+            start = time.perf_counter()
+            trainer.step(x, y)
+            times.append(time.perf_counter() - start)
+        print(statistics.median(times), flush=True)
 
 
 if __name__ == "__main__":
