@@ -144,3 +144,30 @@ def test_dropout_between_layers_is_applied_in_training():
     # the layers' final states do not see the output dropout: only dropout between layers changes them
     first, second = model(ids)[1][0][1], model(ids)[1][0][1]
     assert not torch.allclose(first, second)
+
+
+@pytest.mark.skipif(not model_module.onednn.available(), reason="oneDNN's inner product is not callable here")
+@pytest.mark.parametrize("training", [True, False])
+def test_the_output_layer_through_onednn_equals_torchs(monkeypatch, training):
+    """On the CPU the output layer goes through oneDNN when it is available: same logits, same gradients."""
+    calls, through_onednn = [], model_module.onednn.TrainableLinear.apply
+    monkeypatch.setattr(
+        model_module.onednn.TrainableLinear, "apply", lambda *args: calls.append(1) or through_onednn(*args)
+    )
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=11, hidden=24, layers=2, embed_dim=5, dropout=0.2)).train(training)
+    ids = torch.randint(0, 11, (3, 13))
+
+    def run():
+        torch.manual_seed(1)
+        logits = model(ids)[0]
+        return logits, torch.autograd.grad(logits.square().sum(), list(model.parameters()))
+
+    logits, grads = run()
+    assert calls == [1]
+    monkeypatch.setattr(model_module.onednn, "available", lambda: False)
+    want_logits, want_grads = run()
+    assert calls == [1]
+    torch.testing.assert_close(logits, want_logits, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, want_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -4,7 +4,8 @@ The notebook feeds one-hot vectors into the first LSTM layer; an embedding looku
 computation (a one-hot times a matrix picks a row) without the wasted multiply-by-zero.
 The recurrent layers are PyTorch's fused `nn.LSTM`/`nn.GRU`/`nn.RNN`, so cuDNN serves them on GPU
 (and oneDNN on the CPU; there, training with dropout between layers calls them one layer at a time,
-so that `dropout`, faster than theirs, can sit in between).
+so that `dropout`, faster than theirs, can sit in between). On the CPU the output layer's products go
+through oneDNN as well (`onednn.TrainableLinear`), for fp32.
 `weight_drop` regularises the recurrence itself without giving up the fused kernels: in training,
 each batch runs them with a fresh DropConnect mask on the hidden-to-hidden weights (AWD-LSTM's
 "weight drop"), the same mask at every time step.
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 from torch import nn
 
+from . import onednn
 from .errors import CharRNNError
 
 CELLS = ("lstm", "gru", "rnn")
@@ -96,8 +98,17 @@ class CharRNN(nn.Module):
             state = self.init_state(ids.shape[0], ids.device)
         rnn_state = state if self.config.cell == "lstm" else state[0]
         out, new_state = self._recurrent(self.embed(ids), rnn_state)
-        logits = self.head(dropout(out, self.config.dropout, self.training))
+        logits = self._output_layer(dropout(out, self.config.dropout, self.training))
         return logits, new_state if isinstance(new_state, tuple) else (new_state,)
+
+    def _output_layer(self, features: torch.Tensor) -> torch.Tensor:
+        """`self.head`, through oneDNN for fp32 on the CPU (see `onednn.TrainableLinear`)."""
+        fp32_cpu = features.is_cpu and features.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+        if not (fp32_cpu and onednn.available()):
+            return self.head(features)
+        rows = features.reshape(-1, features.shape[-1])
+        logits = onednn.TrainableLinear.apply(rows, self.head.weight, self.head.bias)
+        return logits.view(*features.shape[:-1], logits.shape[-1])
 
     def _recurrent(self, inputs: torch.Tensor, state):
         weight_drop = self.training and self.config.weight_drop > 0
