@@ -83,6 +83,7 @@ def run_one(config: charrnn.TrainConfig) -> dict:
     wall = time.perf_counter() - start
     rows = read_metrics(Path(config.out) / "metrics.csv")
     curve = [(float(r["elapsed_s"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
+    best = min((float(r["val_loss"]), int(r["step"]), float(r["epoch"])) for r in rows if r["val_loss"])
     chars = result.step * config.batch_size * config.seq_len
     return {
         "steps": result.step,
@@ -91,6 +92,9 @@ def run_one(config: charrnn.TrainConfig) -> dict:
         "epochs": float(rows[-1]["epoch"]),
         "val_loss": result.val_loss,
         "val_bpc": result.val_loss / 0.6931471805599453,
+        "best_val_loss": best[0],
+        "best_step": best[1],
+        "best_epoch": best[2],
         "curve": curve,
         "config": config.flat(),
     }

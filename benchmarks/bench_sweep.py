@@ -14,9 +14,10 @@ to 20%. A step's arithmetic does not depend on where it runs, so the race splits
 
 A variant file holds one variant a line, `name: flag=value,flag=value` (bench_quality's --set
 syntax; `steps_scale=2` doubles its budget, `device=cpu` keeps it on the CPU, as bf16 runs must be to
-learn as they would here), and may hold a base, `*: flags`, under every variant's own flags (else the
-base is charrnn's defaults); `--base-steps` is the base's steps in the budget here. On a GPU, TF32 is
-turned off so that fp32 means fp32. What a plan predicts is checked the only honest way: a real timed
+learn as they would here, `train_fraction=0.25` trains on the first quarter of the training text and
+validates on the same text as the others), and may hold a base, `*: flags`, under every variant's own
+flags (else the base is charrnn's defaults); `--base-steps` is the base's steps in the budget here. On
+a GPU, TF32 is turned off so that fp32 means fp32. What a plan predicts is checked the only honest way: a real timed
 run here (`bench_quality.py --set ...`).
 """
 
@@ -35,8 +36,10 @@ from pathlib import Path
 
 import torch
 
+import charrnn
 from bench_precision import seconds_per_step
 from bench_quality import make_config, parse_overrides, run_one
+from charrnn.corpus import read_text, train_val_split
 from charrnn.train import Trainer, prepare_data
 
 from common import CORPORA, machine, print_table
@@ -58,9 +61,20 @@ def read_variants(path: Path) -> tuple[str, list[tuple[str, str]]]:
 
 
 def split_overrides(text: str) -> tuple[dict, float]:
-    """bench_quality overrides without this script's own `steps_scale`, and that scale."""
+    """bench_quality overrides without this script's own keys (`steps_scale`, `train_fraction`), and the scale."""
     overrides = parse_overrides(text)
+    overrides.pop("train_fraction", None)
     return overrides, float(overrides.pop("steps_scale", 1))
+
+
+def train_prefix_text(text: Path, fraction: float, val_fraction: float, out: Path) -> float:
+    """Write to `out` the first `fraction` of `text`'s training part followed by its whole validation
+    part; return the --val-fraction that splits `out` at the same validation text. How the loss falls
+    with more text, all else equal, tells a data-limited setting from a compute-limited one."""
+    train, val = train_val_split(read_text(text), val_fraction)
+    prefix = train[: round(len(train) * fraction)]
+    out.write_text(prefix + val, encoding="utf-8", newline="")
+    return len(val) / (len(prefix) + len(val))
 
 
 # weight_drop draws a mask over the recurrent weights and ema updates a second copy of them every step.
@@ -138,6 +152,11 @@ def train_job(job: dict, corpus: str, device: str, threads: int) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="charrnn-sweep-"))
     try:
         text = Path(CORPORA.get(corpus, corpus))
+        fraction = parse_overrides(job["set"]).get("train_fraction")
+        if fraction is not None:
+            val_fraction = overrides.get("val_fraction", charrnn.TrainConfig.val_fraction)
+            overrides["val_fraction"] = train_prefix_text(text, fraction, val_fraction, workdir / text.name)
+            text = workdir / text.name
         record = run_one(make_config("default", text, workdir / "run", 0, overrides, steps=job["steps"]))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -166,7 +185,8 @@ def run(args: argparse.Namespace) -> None:
             continue
         results.append(record)
         print(f"{time.perf_counter() - start:7.0f}s {record['name']:>24} ({record['device']}): "
-              f"{record['steps']} steps, val {record['val_loss']:.4f} nats", flush=True)  # fmt: skip
+              f"{record['steps']} steps, val {record['val_loss']:.4f} nats (best {record['best_val_loss']:.4f} at "
+              f"step {record['best_step']})", flush=True)  # fmt: skip
         partial = args.output.with_suffix(".partial")  # renamed into place: a killed run leaves whole JSON
         partial.write_text(json.dumps({"machine": machine(), "plan": planned, "results": results}, indent=1))
         partial.replace(args.output)
@@ -175,9 +195,10 @@ def run(args: argparse.Namespace) -> None:
     order = {j["name"]: i for i, j in enumerate(planned["jobs"])}
     results.sort(key=lambda r: order[r["name"]])
     print_table(
-        ["variant", "flags", "device", "steps", "epochs", "val nats/char", "val bpc"],
+        ["variant", "flags", "device", "steps", "epochs", "val nats/char", "val bpc", "best val (step, epoch)"],
         [[r["name"], r["set"], r["device"], r["steps"], f"{r['epochs']:.2f}", f"{r['val_loss']:.4f}",
-          f"{r['val_bpc']:.4f}"] for r in results],
+          f"{r['val_bpc']:.4f}", f"{r['best_val_loss']:.4f} ({r['best_step']}, {r['best_epoch']:.1f})"]
+         for r in results],
         title=f"Validation loss after each variant's steps in {planned['base_steps']} base steps of this CPU's time",
     )  # fmt: skip
     print(f"\nwrote {args.output}")
