@@ -1,0 +1,110 @@
+"""Does averaging models beat one model? K models of one setting, differing only in their seed, trained
+side by side for the same steps, then scored on the validation text alone and as an ensemble that
+averages their next-character probabilities (the same `charrnn.evaluate`, the same characters).
+
+    python benchmarks/bench_ensemble.py --models 2 --steps 6200 --set hidden=896,dropout=0.3,ema=0.999
+
+On a text this small (anna.txt's 1.8 MB of training text) one model stops improving after some epochs
+(sweeps/anna-data.txt); an ensemble is the usual way to spend more time past that point. Prints a
+table and writes benchmarks/results/ensemble-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import math
+import multiprocessing
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+import charrnn
+from bench_quality import make_config, parse_overrides, run_one
+from charrnn.train import prepare_data
+
+from common import CORPORA, print_table, save_results
+
+
+class Ensemble(torch.nn.Module):
+    """The mean of its members' next-character probabilities, shaped as a `CharRNN` for `charrnn.evaluate`:
+    its "logits" are the mean's log-probabilities, and its state is the members' states side by side."""
+
+    def __init__(self, members: list[torch.nn.Module]):
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.head = members[0].head  # evaluate finds the device here
+        self.widths = [member.config.hidden for member in members]
+
+    def init_state(self, batch_size: int, device=None) -> tuple[torch.Tensor, ...]:
+        states = [member.init_state(batch_size, device) for member in self.members]
+        return tuple(torch.cat(parts, dim=2) for parts in zip(*states, strict=True))
+
+    def forward(self, ids: torch.Tensor, state=None):
+        state = state if state is not None else self.init_state(ids.shape[0], ids.device)
+        per_member = [part.split(self.widths, dim=2) for part in state]
+        log_probs, states = [], []
+        for index, member in enumerate(self.members):
+            logits, new_state = member(ids, tuple(part[index].contiguous() for part in per_member))
+            log_probs.append(torch.log_softmax(logits.float(), dim=-1))
+            states.append(new_state)
+        mean = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(self.members))
+        return mean, tuple(torch.cat(parts, dim=2) for parts in zip(*states, strict=True))
+
+
+def train_member(config: charrnn.TrainConfig, threads: int) -> dict:
+    """One member, in a worker process of its own."""
+    torch.set_num_threads(threads)
+    return run_one(config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="anna", help="anna, shakespeare or a path")
+    parser.add_argument("--models", type=int, default=2, help="ensemble members, trained side by side")
+    parser.add_argument("--steps", type=int, required=True, help="training steps of each member")
+    parser.add_argument("--set", default="", help="overrides for every member, e.g. hidden=896,dropout=0.3")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per member")
+    args = parser.parse_args()
+    if args.models < 1 or args.steps < 1:
+        parser.error("--models and --steps must be positive")
+
+    text = Path(CORPORA.get(args.corpus, args.corpus))
+    overrides = parse_overrides(args.set)
+    workdir = Path(tempfile.mkdtemp(prefix="charrnn-ensemble-"))
+    try:
+        configs = [
+            make_config("default", text, workdir / f"seed{seed}", 0, {**overrides, "seed": seed}, steps=args.steps)
+            for seed in range(1, args.models + 1)
+        ]
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(args.models, mp_context=context) as pool:
+            records = list(pool.map(train_member, configs, [args.threads] * len(configs)))
+        members = [charrnn.load(config.out, "best").model for config in configs]
+        val_ids = prepare_data(configs[0], charrnn.load(configs[0].out).vocab).val_ids
+        alone = [charrnn.evaluate(member, val_ids).loss for member in members]
+        together = charrnn.evaluate(Ensemble(members), val_ids).loss
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = [
+        [f"seed {config.seed}", record["steps"], f"{record['epochs']:.2f}", f"{loss:.4f}"]
+        for config, record, loss in zip(configs, records, alone, strict=True)
+    ]
+    rows.append([f"ensemble of {args.models}", "", "", f"{together:.4f}"])
+    print_table(
+        ["model", "steps", "epochs", "val nats/char (best checkpoint)"],
+        rows,
+        title=f"One model against {args.models} averaged on {text.name} ({args.set or 'defaults'})",
+    )
+    print(f"\nensemble: {together:.4f}; best member {min(alone):.4f}; gain {min(alone) - together:.4f} nats/char")
+    save_results(
+        "ensemble",
+        {"corpus": str(text), "set": args.set, "members": records, "alone": alone, "ensemble": together},
+    )
+
+
+if __name__ == "__main__":
+    main()
