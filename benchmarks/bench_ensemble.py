@@ -82,8 +82,9 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         with futures.ProcessPoolExecutor(args.models, mp_context=context) as pool:
             records = list(pool.map(train_member, configs, [args.threads] * len(configs)))
-        members = [charrnn.load(config.out, "best").model for config in configs]
-        val_ids = prepare_data(configs[0], charrnn.load(configs[0].out).vocab).val_ids
+        samplers = [charrnn.load(config.out, "best") for config in configs]
+        members = [sampler.model for sampler in samplers]
+        val_ids = prepare_data(configs[0], samplers[0].vocab).val_ids  # one text: every member's vocabulary
         alone = [charrnn.evaluate(member, val_ids).loss for member in members]
         # The first k members for every k: how the gain grows with each model added.
         ensembles = {k: charrnn.evaluate(Ensemble(members[:k]), val_ids).loss for k in range(2, len(members) + 1)}

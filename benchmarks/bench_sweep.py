@@ -17,8 +17,8 @@ syntax; `steps_scale=2` doubles its budget, `device=cpu` keeps it on the CPU, as
 learn as they would here, `train_fraction=0.25` trains on the first quarter of the training text and
 validates on the same text as the others), and may hold a base, `*: flags`, under every variant's own
 flags (else the base is charrnn's defaults); `--base-steps` is the base's steps in the budget here. On
-a GPU, TF32 is turned off so that fp32 means fp32. What a plan predicts is checked the only honest way: a real timed
-run here (`bench_quality.py --set ...`).
+a GPU, TF32 is turned off so that fp32 means fp32. What a plan predicts is checked the only honest way:
+a real timed run here (`bench_quality.py --set ...`).
 """
 
 from __future__ import annotations
