@@ -1,6 +1,6 @@
 """Does averaging models beat one model? K models of one setting, differing only in their seed, trained
 side by side for the same steps, then scored on the validation text alone and as an ensemble that
-averages their next-character probabilities (the same `charrnn.evaluate`, the same characters).
+averages their next-character probabilities (`charrnn.Ensemble`; the same `charrnn.evaluate`, the same characters).
 
     python benchmarks/bench_ensemble.py --models 2 --steps 6200 --set hidden=896,dropout=0.3,ema=0.999
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as futures
-import math
 import multiprocessing
 import shutil
 import tempfile
@@ -26,32 +25,6 @@ from bench_quality import make_config, parse_overrides, run_one
 from charrnn.train import prepare_data
 
 from common import CORPORA, print_table, save_results
-
-
-class Ensemble(torch.nn.Module):
-    """The mean of its members' next-character probabilities, shaped as a `CharRNN` for `charrnn.evaluate`:
-    its "logits" are the mean's log-probabilities, and its state is the members' states side by side."""
-
-    def __init__(self, members: list[torch.nn.Module]):
-        super().__init__()
-        self.members = torch.nn.ModuleList(members)
-        self.head = members[0].head  # evaluate finds the device here
-        self.widths = [member.config.hidden for member in members]
-
-    def init_state(self, batch_size: int, device=None) -> tuple[torch.Tensor, ...]:
-        states = [member.init_state(batch_size, device) for member in self.members]
-        return tuple(torch.cat(parts, dim=2) for parts in zip(*states, strict=True))
-
-    def forward(self, ids: torch.Tensor, state=None):
-        state = state if state is not None else self.init_state(ids.shape[0], ids.device)
-        per_member = [part.split(self.widths, dim=2) for part in state]
-        log_probs, states = [], []
-        for index, member in enumerate(self.members):
-            logits, new_state = member(ids, tuple(part[index].contiguous() for part in per_member))
-            log_probs.append(torch.log_softmax(logits.float(), dim=-1))
-            states.append(new_state)
-        mean = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(self.members))
-        return mean, tuple(torch.cat(parts, dim=2) for parts in zip(*states, strict=True))
 
 
 def train_member(config: charrnn.TrainConfig, threads: int) -> dict:
@@ -87,7 +60,9 @@ def main() -> None:
         val_ids = prepare_data(configs[0], samplers[0].vocab).val_ids  # one text: every member's vocabulary
         alone = [charrnn.evaluate(member, val_ids).loss for member in members]
         # The first k members for every k: how the gain grows with each model added.
-        ensembles = {k: charrnn.evaluate(Ensemble(members[:k]), val_ids).loss for k in range(2, len(members) + 1)}
+        ensembles = {
+            k: charrnn.evaluate(charrnn.Ensemble(members[:k]), val_ids).loss for k in range(2, len(members) + 1)
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

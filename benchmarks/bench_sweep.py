@@ -142,8 +142,9 @@ def plan(args: argparse.Namespace) -> None:
     print(f"\nwrote {args.output}")
 
 
-def train_job(job: dict, corpus: str, device: str, threads: int) -> dict:
-    """One variant for its planned steps, in a worker process of its own."""
+def train_job(job: dict, corpus: str, device: str, threads: int, keep_runs: Path | None = None) -> dict:
+    """One variant for its planned steps, in a worker process of its own; its run directory is deleted
+    afterwards unless `keep_runs` is given, where it is kept as `keep_runs/<variant name>`."""
     torch.set_num_threads(threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -157,7 +158,8 @@ def train_job(job: dict, corpus: str, device: str, threads: int) -> dict:
             val_fraction = overrides.get("val_fraction", charrnn.TrainConfig.val_fraction)
             overrides["val_fraction"] = train_prefix_text(text, fraction, val_fraction, workdir / text.name)
             text = workdir / text.name
-        record = run_one(make_config("default", text, workdir / "run", 0, overrides, steps=job["steps"]))
+        run_dir = keep_runs / job["name"] if keep_runs else workdir / "run"
+        record = run_one(make_config("default", text, run_dir, 0, overrides, steps=job["steps"]))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {**job, **record, "device": overrides["device"]}
@@ -174,8 +176,9 @@ def run(args: argparse.Namespace) -> None:
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
     pools = [futures.ProcessPoolExecutor(args.workers, mp_context=context)]
     pools.append(futures.ProcessPoolExecutor(args.cpu_workers, mp_context=context) if on_cpu else pools[0])
-    pending = {pools[0].submit(train_job, j, planned["corpus"], args.device, args.threads): j for j in on_device}
-    pending |= {pools[1].submit(train_job, j, planned["corpus"], "cpu", args.cpu_threads): j for j in on_cpu}
+    keep = args.keep_runs
+    pending = {pools[0].submit(train_job, j, planned["corpus"], args.device, args.threads, keep): j for j in on_device}
+    pending |= {pools[1].submit(train_job, j, planned["corpus"], "cpu", args.cpu_threads, keep): j for j in on_cpu}
     results, start = [], time.perf_counter()
     for done in futures.as_completed(pending):
         try:
@@ -222,6 +225,12 @@ def main() -> None:
     runner.add_argument("--cpu-workers", type=int, default=1, help="variants at once that must run on the CPU")
     runner.add_argument("--cpu-threads", type=int, default=2)
     runner.add_argument("--only", default="", help="comma-separated variant names")
+    runner.add_argument(
+        "--keep-runs",
+        type=Path,
+        metavar="DIR",
+        help="keep each variant's run directory as DIR/<name> (to sample or ensemble)",
+    )
     runner.add_argument("-o", "--output", type=Path, default=Path("sweep-results.json"))
     args = parser.parse_args()
     plan(args) if args.command == "plan" else run(args)

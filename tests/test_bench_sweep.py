@@ -1,4 +1,5 @@
-"""The split race's training-text prefixes (benchmarks/bench_sweep.py): the same validation text at every size."""
+"""benchmarks/bench_sweep.py: the split race's training-text prefixes (the same validation text at every size),
+its own keys, and the runs it keeps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import charrnn
 from charrnn.train import prepare_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_sweep import split_overrides, train_prefix_text
+import torch
+
+from bench_sweep import split_overrides, train_job, train_prefix_text
 
 
 @pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
@@ -39,3 +42,10 @@ def test_sweep_only_keys_do_not_reach_the_config():
     overrides, scale = split_overrides("hidden=64,train_fraction=0.5,steps_scale=2,lr=1e-3")
     assert overrides == {"model": {"hidden": 64}, "lr": 1e-3}
     assert scale == 2.0
+
+
+def test_kept_runs_can_be_loaded_afterwards(tmp_path, anna_50k):
+    job = {"name": "tiny", "set": "hidden=16,batch_size=4,seq_len=16,eval_every=2", "steps": 3}
+    record = train_job(job, str(anna_50k), "cpu", torch.get_num_threads(), keep_runs=tmp_path / "runs")
+    assert record["steps"] == 3
+    assert len(charrnn.load(tmp_path / "runs" / "tiny").generate("The", 5, seed=1)) == 5

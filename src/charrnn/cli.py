@@ -17,11 +17,13 @@ from . import allocator
 from . import checkpoint as ckpt
 from .config import PRECISIONS, TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars
+from .ensemble import Ensemble, load_ensemble
 from .errors import CharRNNError
 from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
 from .sample import Sampler
 from .train import resume, select_device, train
+from .vocab import Vocab
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
 
@@ -119,6 +121,18 @@ def _add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
 
 
+def _add_ensemble_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--with",
+        dest="also",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another run or checkpoint to average with the first: the mean of their next-character "
+        "probabilities (repeat for more; models trained on the same text; --checkpoint applies to each)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="charrnn", description="Train character-level RNN language models and sample from them.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -128,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("sample", help="generate text from a trained model")
     _add_checkpoint_flags(p)
+    _add_ensemble_flag(p)
     p.add_argument("--prime", default="", help="text to start from (printed, then continued)")
     p.add_argument("--length", type=int, default=500, help="new characters to generate (default 500)")
     p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
@@ -141,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("eval", help="loss of a trained model on text files")
     _add_checkpoint_flags(p)
+    _add_ensemble_flag(p)
     p.add_argument("texts", nargs="+", metavar="TEXT")
     p.add_argument(
         "--dynamic-lr",
@@ -187,13 +203,19 @@ def cmd_train(args) -> int:
     return train(config).exit_code
 
 
-def _sampler(args) -> Sampler:
-    model, vocab, info = ckpt.load_model(args.path, args.checkpoint, select_device(args.device))
-    return Sampler(model, vocab, info)
+def _load(args) -> tuple[CharRNN | Ensemble, Vocab, str]:
+    """The model (an ensemble with --with), its vocabulary, and a name for it in messages."""
+    device = select_device(args.device)
+    if not args.also:
+        model, vocab, info = ckpt.load_model(args.path, args.checkpoint, device)
+        return model, vocab, info.name
+    model, vocab, infos = load_ensemble([args.path, *args.also], args.checkpoint, device)
+    return model, vocab, f"mean of {len(infos)} models: " + ", ".join(info.name for info in infos)
 
 
 def cmd_sample(args) -> int:
-    sampler = _sampler(args)
+    model, vocab, _ = _load(args)
+    sampler = Sampler(model, vocab)
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
     if args.num_samples == 1:
         chars = sampler.stream(args.prime, args.length, seed=args.seed, **options)  # checks the prime first
@@ -211,7 +233,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    model, vocab, info = ckpt.load_model(args.path, args.checkpoint, select_device(args.device))
+    model, vocab, name = _load(args)
     ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
@@ -222,10 +244,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     else:
-        print(
-            f"{result.loss:.4f} nats/char, {result.bpc:.4f} bits/char over {result.chars:,} characters "
-            f"({info.name}{how})"
-        )
+        print(f"{result.loss:.4f} nats/char, {result.bpc:.4f} bits/char over {result.chars:,} characters ({name}{how})")
     return 0
 
 

@@ -26,6 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from .batches import BatchSource
+from .ensemble import Ensemble
 from .errors import CharRNNError
 from .model import CharRNN
 
@@ -52,8 +53,11 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def evaluate(model: CharRNN, ids: np.ndarray, streams: int = 64, seq_len: int = 250, lead_in: int = 250) -> EvalResult:
-    """Mean cross-entropy of `model` on `ids` (dropout off), predicting ids[1:] from what precedes."""
+def evaluate(
+    model: CharRNN | Ensemble, ids: np.ndarray, streams: int = 64, seq_len: int = 250, lead_in: int = 250
+) -> EvalResult:
+    """Mean cross-entropy of `model` (or of an ensemble's mean probabilities) on `ids` (dropout off),
+    predicting ids[1:] from what precedes."""
     device = model.head.weight.device
     streams = max(1, min(streams, (len(ids) - 1) // max(seq_len // 4, 1)))
     source = BatchSource(ids, streams, seq_len, device)
@@ -77,7 +81,7 @@ def evaluate(model: CharRNN, ids: np.ndarray, streams: int = 64, seq_len: int = 
     return EvalResult(float(total) / count, count)
 
 
-def _lead_in_state(model: CharRNN, ids: np.ndarray, streams: int, stream_len: int, width: int):
+def _lead_in_state(model: CharRNN | Ensemble, ids: np.ndarray, streams: int, stream_len: int, width: int):
     """Each stream's starting state: zeros for the first, which starts the text; for the others, the
     state after reading the `width` characters just before the stream."""
     device = model.head.weight.device
@@ -90,7 +94,7 @@ def _lead_in_state(model: CharRNN, ids: np.ndarray, streams: int, stream_len: in
     return tuple(torch.cat([cold[:, :1], warm], dim=1) for cold, warm in zip(state, read, strict=True))
 
 
-def _summed_loss(model: CharRNN, inputs, targets, state):
+def _summed_loss(model: CharRNN | Ensemble, inputs, targets, state):
     logits, state = model(inputs, state)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
     return loss.double(), state
@@ -104,6 +108,8 @@ def evaluate_dynamic(
     `lr` 0 reads the text the same way without learning: the control that separates what adaptation
     gains from what one unbroken stream gains. `model` itself is left untouched.
     """
+    if isinstance(model, Ensemble):
+        raise CharRNNError("dynamic evaluation takes one model, not an ensemble")
     if not lr >= 0:  # also refuses NaN
         raise CharRNNError(f"--dynamic-lr must not be negative, got {lr}")
     if seq_len <= 0:

@@ -4,7 +4,8 @@ The prime runs once through the fused recurrent layers to warm the state; after 
 character costs one step of a hand-written cell (the same weights, read straight from the
 `nn.LSTM`/`nn.GRU`/`nn.RNN`), never a re-run of the prefix. The first layer's input projection is
 precomputed per character (embedding x input weights + biases), so feeding a character is a row
-lookup. Several samples are drawn together as one batch.
+lookup. Several samples are drawn together as one batch. An `Ensemble` steps each of its models
+so, and samples from the mean of their probabilities.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from . import onednn
+from .ensemble import Ensemble, mean_log_probs
 from .errors import CharRNNError
 from .model import CharRNN, State
 from .vocab import Vocab
@@ -317,16 +319,36 @@ class RecurrentStep:
         xp.add(candidate, layer.tmp, out=layer.h)
 
 
-class Sampler:
-    """Generates text from a trained model; what `charrnn.load` returns."""
+class EnsembleStep:
+    """`RecurrentStep` for an `Ensemble`: every member's step, then the log of their mean probabilities."""
 
-    def __init__(self, model: CharRNN, vocab: Vocab, info=None):
+    def __init__(self, ensemble: Ensemble):
+        self.ensemble = ensemble
+        self.steps = [RecurrentStep(member) for member in ensemble.members]
+
+    def start(self, state: State) -> dict:
+        parts = self.ensemble.split_state(state)
+        members = [step.start(part) for step, part in zip(self.steps, parts, strict=True)]
+        # One batch on one device: every member runs numpy (one row on the CPU) or every member torch.
+        return {"ops": members[0]["ops"], "members": members}
+
+    def state(self, buffers: dict) -> State:
+        return tuple(part for step, b in zip(self.steps, buffers["members"], strict=True) for part in step.state(b))
+
+    def __call__(self, ids, buffers: dict):
+        return mean_log_probs([step(ids, b) for step, b in zip(self.steps, buffers["members"], strict=True)])
+
+
+class Sampler:
+    """Generates text from a trained model, or an ensemble of them; what `charrnn.load` returns."""
+
+    def __init__(self, model: CharRNN | Ensemble, vocab: Vocab, info=None):
         self.model = model.eval()
         self.vocab = vocab
-        self.info = info  # the checkpoint it came from, if any
+        self.info = info  # the checkpoint it came from (a list of them for an ensemble), if any
         self.device = model.head.weight.device
         with torch.inference_mode():
-            self._step = RecurrentStep(model)
+            self._step = EnsembleStep(model) if isinstance(model, Ensemble) else RecurrentStep(model)
 
     def _warm(self, prime: str, num_samples: int) -> tuple[torch.Tensor, State]:
         """State after all but the last prime character, and that last character (batch of them)."""
