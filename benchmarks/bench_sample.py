@@ -7,7 +7,10 @@ speed-up. Beside each: the floor set by reading the step's weights once per char
 input and output matrices as one-row products, in turn, timed alone), and the per-character cost
 of everything that is not arithmetic (the same sampler on a model too small to compute anything).
 
-    python benchmarks/bench_sample.py [--chars 2000] [--sizes 2x128,2x256,2x512]
+    python benchmarks/bench_sample.py [--chars 2000] [--sizes 2x128,2x256,2x512] [--ensemble 3]
+
+`--ensemble K` adds a table: one model against K of them averaged (`charrnn.Ensemble`, `--with`), at
+batch 1 and 8, each size timed in turn; K models cost at least K times one, and the rest is the averaging.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 from charrnn import onednn
+from charrnn.ensemble import Ensemble
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.sample import Sampler
 from charrnn.vocab import Vocab
@@ -31,10 +35,25 @@ HIDDEN = {"2x128": 128, "2x256": 256, "2x512": 512}
 PRIME = "The quick brown fox jumps over the lazy dog. " * 4
 
 
+def make_model(hidden: int, seed: int = 0) -> CharRNN:
+    torch.manual_seed(seed)
+    return CharRNN(ModelConfig(vocab_size=len(VOCAB), hidden=hidden, layers=2, embed_dim=83))
+
+
 def make_sampler(hidden: int) -> Sampler:
-    torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), hidden=hidden, layers=2, embed_dim=83))
-    return Sampler(model, VOCAB)
+    return Sampler(make_model(hidden), VOCAB)
+
+
+def ensemble_rows(sizes: list[str], members: int, chars: int) -> list[list[str]]:
+    """chars/s of one model and of `members` models averaged, at batch 1 and 8, and their ratio."""
+    rows = []
+    for name in sizes:
+        one = make_sampler(HIDDEN[name])
+        many = Sampler(Ensemble([make_model(HIDDEN[name], seed) for seed in range(members)]), VOCAB)
+        for batch in (1, 8):
+            alone, averaged = chars_per_s(one, chars, batch), chars_per_s(many, chars, batch)
+            rows.append([name, batch, f"{alone:,.0f}", f"{averaged:,.0f}", f"{alone / averaged:.2f}x"])
+    return rows
 
 
 def chars_per_s(sampler: Sampler, chars: int, batch: int) -> float:
@@ -86,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chars", type=int, default=2000)
     parser.add_argument("--sizes", default=",".join(HIDDEN))
+    parser.add_argument("--ensemble", type=int, default=0, metavar="K", help="also time K models averaged")
     args = parser.parse_args()
     overhead_s = 1 / chars_per_s(make_sampler(4), args.chars, 1)
     rows = []
@@ -119,7 +139,14 @@ def main() -> None:
          for r in rows],
         title=f"Sampling speed, {args.chars} characters after a {len(PRIME)}-character prime, top-k 5",
     )  # fmt: skip
-    save_results("sample", {"overhead_us_per_char": overhead_s * 1e6, "sizes": rows})
+    ensemble = ensemble_rows(args.sizes.split(","), args.ensemble, args.chars) if args.ensemble > 1 else []
+    if ensemble:
+        print_table(
+            ["size", "batch", "one model (chars/s)", f"{args.ensemble} averaged (chars/s)", "slower by"],
+            ensemble,
+            title=f"Sampling one model against {args.ensemble} averaged (total chars/s)",
+        )
+    save_results("sample", {"overhead_us_per_char": overhead_s * 1e6, "sizes": rows, "ensemble": ensemble})
 
 
 if __name__ == "__main__":
