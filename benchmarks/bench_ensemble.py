@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as futures
-import json
 import multiprocessing
 import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import charrnn
 from bench_quality import make_config, parse_overrides, run_one
-from charrnn.train import prepare_data
+from charrnn.train import validation_ids
 
 from common import CORPORA, print_table, save_results
 
@@ -49,18 +47,12 @@ def train_seeds(args: argparse.Namespace, text: Path, workdir: Path) -> tuple[li
     return [Path(config.out) for config in configs], records
 
 
-def validation_ids(run_dir: Path, vocab) -> np.ndarray:
-    """The validation text of the run in `run_dir`, as its own config split it."""
-    run = json.loads((run_dir / "run.json").read_text())
-    return prepare_data(charrnn.TrainConfig.from_json(run["train"]), vocab).val_ids
-
-
 def score(run_dirs: list[Path]) -> dict:
     """Each run's best checkpoint alone, the first k averaged for every k (how the gain grows with each
     model added) and, for three or more, all but one (what each model adds to the others)."""
     samplers = [charrnn.load(run_dir, "best") for run_dir in run_dirs]
     members = [sampler.model for sampler in samplers]
-    val_ids = validation_ids(run_dirs[0], samplers[0].vocab)
+    val_ids = validation_ids(run_dirs[0])
     if any(sampler.vocab != samplers[0].vocab for sampler in samplers):
         raise SystemExit("the runs' vocabularies differ: train them on one text")
 

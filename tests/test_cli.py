@@ -166,3 +166,35 @@ def test_sample_from_a_copied_checkpoint_file_alone(tmp_path, tiny_run):
         shutil.copy(source.with_suffix(suffix), tmp_path / ("alone" + suffix))
     result = run_cli("sample", tmp_path / "alone.safetensors", "--length", "10", "--seed", "1")
     assert result.returncode == 0, result.stderr
+
+
+def test_eval_without_a_text_scores_the_runs_validation_text(tiny_run):
+    result = run_cli("eval", tiny_run, "--json")
+    assert result.returncode == 0, result.stderr
+    best = json.loads(run_cli("info", tiny_run, "--json").stdout)["best_val_loss"]
+    assert json.loads(result.stdout)["loss"] == pytest.approx(best, abs=1e-4)  # what training measured
+
+
+def test_eval_without_a_text_needs_the_same_training_text(tmp_path, tiny_run):
+    text = tmp_path / "text.txt"
+    text.write_text("the training text, line after line\n" * 400)
+    run = tmp_path / "run"
+    assert run_cli("train", text, "--out", run, *TINY, "--max-steps", "2").returncode == 0
+    lone = tmp_path / "lone" / "checkpoints"
+    lone.mkdir(parents=True)
+    for path in (run / "checkpoints").glob("step-000002*"):
+        shutil.copy(path, lone / path.name)
+    text.write_text("the training text, line after line\n" * 399 + "line after line, the text\n")
+    cases = [
+        (run, "training text changed since"),
+        (next(lone.glob("*.safetensors")), r"not a charrnn run directory .*give the text to evaluate"),
+    ]
+    for path, message in cases:
+        result = run_cli("eval", path)
+        assert result.returncode == 1 and re.search(message, result.stderr), result.stderr
+    text.write_text("the training text, line after line\n" * 399 + "then a new last line\n")
+    result = run_cli("eval", run)
+    assert re.search(r"text changed since .*not in the model's vocabulary: 's', 'w'", result.stderr), result.stderr
+    text.unlink()
+    result = run_cli("eval", run)
+    assert result.returncode == 1 and "training text is gone; give the text" in result.stderr, result.stderr

@@ -22,7 +22,7 @@ from .errors import CharRNNError
 from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
 from .sample import Sampler
-from .train import resume, select_device, train
+from .train import resume, select_device, train, validation_ids
 from .vocab import Vocab
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("eval", help="loss of a trained model on text files")
     _add_checkpoint_flags(p)
     _add_ensemble_flag(p)
-    p.add_argument("texts", nargs="+", metavar="TEXT")
+    p.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="text files to score (default: the run's own validation text)"
+    )
     p.add_argument(
         "--dynamic-lr",
         type=float,
@@ -234,7 +236,10 @@ def cmd_sample(args) -> int:
 
 def cmd_eval(args) -> int:
     model, vocab, name = _load(args)
-    ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
+    if args.texts:
+        ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
+    else:
+        ids, name = validation_ids(args.path), f"{name}; {args.path}'s validation text"
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
     # After reading the text, so that its temporary buffers still go back to the system.

@@ -499,10 +499,7 @@ def train(config: TrainConfig, stream=None) -> TrainResult:
 def resume(run_dir: str | os.PathLike, changes: dict | None = None, stream=None) -> TrainResult:
     """Continue the run in `run_dir` from its newest checkpoint; `changes` may alter only how long it runs."""
     run_dir = Path(run_dir)
-    if not (run_dir / ckpt.RUN_FILE).is_file():
-        raise CharRNNError(f"{run_dir}: not a charrnn run directory (no {ckpt.RUN_FILE}); start one with charrnn train")
-    run = ckpt.read_json(run_dir / ckpt.RUN_FILE, "charrnn run file")
-    ckpt.check_header(run, run_dir / ckpt.RUN_FILE)
+    run = _read_run(run_dir, "start one with charrnn train")
     config = TrainConfig.from_json(run["train"]).with_changes(changes or {})
     vocab = Vocab.from_json(run["vocab"])
     with ckpt.RunLock(run_dir):
@@ -534,6 +531,38 @@ def resume(run_dir: str | os.PathLike, changes: dict | None = None, stream=None)
                 f"{run_dir} already finished at step {trainer.step}; pass a larger --max-steps, --epochs or --time-budget"
             )
         return _run_with_signals(trainer, resumed=True)
+
+
+def _read_run(run_dir: Path, hint: str) -> dict:
+    if not (run_dir / ckpt.RUN_FILE).is_file():
+        raise CharRNNError(f"{run_dir}: not a charrnn run directory (no {ckpt.RUN_FILE}); {hint}")
+    run = ckpt.read_json(run_dir / ckpt.RUN_FILE, "charrnn run file")
+    ckpt.check_header(run, run_dir / ckpt.RUN_FILE)
+    return run
+
+
+def validation_ids(path: str | os.PathLike) -> np.ndarray:
+    """The validation text of the run that holds `path` (its directory or one of its checkpoint files),
+    read again from its training files and split as in training: what its validation loss measured."""
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.resolve().parent.parent
+    run = _read_run(run_dir, "give the text to evaluate")
+    config = TrainConfig.from_json(run["train"])
+    for text in config.texts:
+        if not Path(text).is_file():
+            raise CharRNNError(f"{text}: {run_dir}'s training text is gone; give the text to evaluate")
+    changed = f"the training text changed since {run_dir} was trained"
+    try:
+        data = prepare_data(config, Vocab.from_json(run["vocab"]))
+    except CharRNNError as exc:  # new characters, or too short now
+        raise CharRNNError(f"{changed} ({exc}); give the text to evaluate") from exc
+    if data.fingerprint != run["text_sha256"]:
+        raise CharRNNError(f"{changed}; give the text to evaluate")
+    if len(data.val_ids) < 2:
+        raise CharRNNError(
+            f"{run_dir} was trained without validation text (--val-fraction 0); give the text to evaluate"
+        )
+    return data.val_ids
 
 
 def _run_with_signals(trainer: Trainer, resumed: bool) -> TrainResult:
