@@ -52,9 +52,18 @@ def test_resume_continues_bit_for_bit(tmp_path, anna_50k, variant):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     rows_a, rows_b = read_metrics(tmp_path / "a" / "metrics.csv"), read_metrics(tmp_path / "b" / "metrics.csv")
-    assert [(r["step"], r["train_loss"], r["val_loss"]) for r in rows_a] == [
-        (r["step"], r["train_loss"], r["val_loss"]) for r in rows_b
-    ]
+    assert [(r["step"], r["train_loss"]) for r in rows_a] == [(r["step"], r["train_loss"]) for r in rows_b]
+    # The same validations, and one more in b: where its first leg stopped.
+    validations_b = [(r["step"], r["val_loss"]) for r in rows_b if r["val_loss"] and r["step"] != "13"]
+    assert [(r["step"], r["val_loss"]) for r in rows_a if r["val_loss"]] == validations_b
+
+
+def test_the_validation_at_the_stop_is_in_the_metrics(tmp_path, anna_50k):
+    result = charrnn.train(tiny_config(anna_50k, tmp_path / "run", max_steps=13), QUIET)
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 14))
+    assert [r["step"] for r in rows if r["val_loss"]] == ["10", "13"]
+    assert float(rows[-1]["val_loss"]) == pytest.approx(result.val_loss, abs=1e-6)
 
 
 def test_shift_epochs_seeds_the_batch_layout(tmp_path, anna_50k):

@@ -247,6 +247,8 @@ class Trainer:
         metrics = MetricsCSV(self.run_dir / "metrics.csv", resume_from_step=self.step if resumed else None)
         start = time.perf_counter()
         last_saved_step = self.step if resumed else -1
+        # The newest row waits to be written until the next step, so that a validation at the stop joins it.
+        held: StepMetrics | None = None
         self._announce(progress, resumed)
         try:
             while (reason := self.stop_reason(self.elapsed_prior + time.perf_counter() - start, signals)) is None:
@@ -256,16 +258,22 @@ class Trainer:
                 self.train_loss_ema = loss if self.train_loss_ema is None else 0.95 * self.train_loss_ema + 0.05 * loss
                 chars_per_s = chars / (time.perf_counter() - step_start)
                 val = self.validate() if self.step % self.config.eval_every == 0 else None
-                row = self._row(loss, val, lr, chars_per_s, self.elapsed_prior + time.perf_counter() - start)
-                metrics.write(row)
-                progress.step(row, self._line(row))
+                if held is not None:
+                    metrics.write(held)
+                held = self._row(loss, val, lr, chars_per_s, self.elapsed_prior + time.perf_counter() - start)
+                progress.step(held, self._line(held))
                 if self.step % self.config.save_every == 0:
+                    metrics.write(held)
+                    held = None
                     metrics.flush()
                     self.save(self.elapsed_prior + time.perf_counter() - start)
                     last_saved_step = self.step
             if self.step != last_saved_step:
                 if reason not in ("SIGINT", "SIGTERM") and self.val_step != self.step:
-                    self.validate()
+                    val = self.validate()
+                    held = replace(held, val_loss=val) if held is not None else None
+                if held is not None:
+                    metrics.write(held)
                 metrics.flush()
                 self.save(self.elapsed_prior + time.perf_counter() - start)
         finally:
