@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import charrnn
 from charrnn.train import prepare_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import torch
-
 from bench_sweep import split_overrides, train_job, train_prefix_text
 
 

@@ -98,6 +98,8 @@ def test_members_must_share_a_vocabulary_and_a_device():
     small = CharRNN(charrnn.ModelConfig(vocab_size=5, hidden=8, embed_dim=4))
     with pytest.raises(charrnn.CharRNNError, match="share one vocabulary"):
         Ensemble([tiny_model(1), small])
+    with pytest.raises(charrnn.CharRNNError, match="on one device"):
+        Ensemble([tiny_model(1), tiny_model(2).to("meta")])
     with pytest.raises(charrnn.CharRNNError, match="at least one model"):
         Ensemble([])
 
