@@ -29,8 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import charrnn
+from charrnn.dataset import prepare_data
 from charrnn.metrics import read_metrics
-from charrnn.train import prepare_data
 
 from common import CORPORA, print_table, save_results
 
@@ -79,7 +79,7 @@ def make_config(
 def run_one(config: charrnn.TrainConfig) -> dict:
     start = time.perf_counter()
     with open(os.devnull, "w") as quiet:
-        result = charrnn.train(config, stream=quiet)
+        result = charrnn.train(config, stream=quiet, keep_freed_memory=True)  # as the CLI does
     wall = time.perf_counter() - start
     rows = read_metrics(Path(config.out) / "metrics.csv")
     curve = [(float(r["elapsed_s"]), float(r["val_loss"])) for r in rows if r["val_loss"]]

@@ -39,8 +39,10 @@ import torch
 import charrnn
 from bench_precision import seconds_per_step
 from bench_quality import make_config, parse_overrides, run_one
+from charrnn import allocator
 from charrnn.corpus import read_text, train_val_split
-from charrnn.train import Trainer, prepare_data
+from charrnn.dataset import prepare_data
+from charrnn.train import Trainer
 
 from common import CORPORA, machine, print_table
 
@@ -98,7 +100,9 @@ def step_seconds(specs: list[str], text: Path, rounds: int, steps: int, workdir:
         out = workdir / str(index)
         config = make_config("default", text, out, 0, {**overrides, "device": "cpu"}, steps=10**9)
         out.mkdir(parents=True)
-        trainers[cost_key(spec)] = Trainer(config, out, prepare_data(config), stream=open(os.devnull, "w"))
+        data = prepare_data(config)
+        allocator.keep_freed_memory()  # as the CLI sets it, after the text is read
+        trainers[cost_key(spec)] = Trainer(config, out, data, stream=open(os.devnull, "w"))
     times: dict[tuple, list[float]] = {key: [] for key in trainers}
     for trainer in trainers.values():
         trainer.train_step(1e-3)  # warm-up: oneDNN primitives, allocator

@@ -32,10 +32,11 @@ from pathlib import Path
 
 import torch
 
-from charrnn import onednn
+from charrnn import allocator, onednn
 from charrnn.config import TrainConfig
+from charrnn.dataset import prepare_data
 from charrnn.model import ModelConfig
-from charrnn.train import StopSignals, Trainer, prepare_data
+from charrnn.train import StopSignals, Trainer
 from reference_notebook import ReferenceProcess
 
 from common import CORPORA, median_time, print_table, save_results
@@ -144,7 +145,9 @@ def make_trainer(size: Size, text: Path, out: Path, **overrides) -> Trainer:
         **overrides,
     )
     out.mkdir(parents=True, exist_ok=True)
-    return Trainer(config, out, prepare_data(config), stream=open(os.devnull, "w"))
+    data = prepare_data(config)
+    allocator.keep_freed_memory()  # as the CLI sets it, after the text is read
+    return Trainer(config, out, data, stream=open(os.devnull, "w"))
 
 
 def bare_step(trainer: Trainer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import charrnn
+from charrnn import allocator, cli
 
 # The corpora sit beside the checkout; CHARRNN_DATA_DIR points elsewhere (a machine the checkout was copied to).
 DATA_DIR = Path(os.environ.get("CHARRNN_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -60,3 +63,24 @@ def run_cli(*args, env_extra: dict | None = None, timeout: float = 300, **kwargs
         timeout=timeout,
         **kwargs,
     )
+
+
+def run_main(*args, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """The command line in this process: `cli.main`, what the console script calls, with its output and
+    exit code; for the many checks that need no process of their own. The allocator setting, which would
+    last for the whole test session, is left off."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_allocator, saved_cwd = allocator.keep_freed_memory, os.getcwd()
+    allocator.keep_freed_memory = lambda: False
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(map(str, args)))
+            except SystemExit as exc:  # argparse's own exits (bad flags, --help)
+                code = exc.code
+    finally:
+        allocator.keep_freed_memory = saved_allocator
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

@@ -7,20 +7,21 @@ import torch
 from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError
 from charrnn.model import ModelConfig
+from charrnn.rundir import RunDir, RunLock, resolve_checkpoint
 
 META = {"model": ModelConfig(vocab_size=3, hidden=4, layers=1, embed_dim=2).to_json(), "vocab": ["a", "b", "c"]}
 
 
-def save(run_dir, step, val_loss=None, **extra):
-    return ckpt.save_checkpoint(
-        run_dir, {"x": torch.full((3,), float(step))}, {"step": step, "val_loss": val_loss, **META, **extra}
+def save(run_dir, step, val_loss=None, keep=100, **extra):
+    return RunDir(run_dir).save(
+        {"x": torch.full((3,), float(step))}, {"step": step, "val_loss": val_loss, **META, **extra}, keep
     )
 
 
 def test_save_then_list_and_load(tmp_path):
     save(tmp_path, 10, 2.5)
     save(tmp_path, 20, 2.0)
-    listed = ckpt.list_checkpoints(tmp_path)
+    listed = RunDir(tmp_path).checkpoints()
     assert [c.step for c in listed] == [10, 20]
     assert listed[1].name == "step-000020-val2.0000"
     assert (tmp_path / "latest").read_text().strip() == "step-000020-val2.0000"
@@ -32,15 +33,14 @@ def test_best_is_lowest_validation_loss(tmp_path):
     save(tmp_path, 10, 2.0)
     save(tmp_path, 20, 2.5)
     save(tmp_path, 30, None)
-    info, _ = ckpt.resolve_checkpoint(tmp_path, "best")
+    info, _ = resolve_checkpoint(tmp_path, "best")
     assert info.step == 10
-    assert ckpt.resolve_checkpoint(tmp_path, "latest")[0].step == 30
-    assert ckpt.resolve_checkpoint(tmp_path, "20")[0].step == 20
+    assert resolve_checkpoint(tmp_path, "latest")[0].step == 30
+    assert resolve_checkpoint(tmp_path, "20")[0].step == 20
     with pytest.raises(CharRNNError, match="no checkpoint at step 40"):
-        ckpt.resolve_checkpoint(tmp_path, "40")
+        resolve_checkpoint(tmp_path, "40")
     with pytest.raises(CharRNNError, match="latest, best or a step"):
-        ckpt.resolve_checkpoint(tmp_path, "newest")
-    ckpt.update_best_pointer(tmp_path)
+        resolve_checkpoint(tmp_path, "newest")
     assert (tmp_path / "best").read_text().strip() == "step-000010-val2.0000"
 
 
@@ -50,7 +50,7 @@ def test_damaged_weights_are_refused_naming_the_newest_good_one(tmp_path):
     data = newest.tensors_path.read_bytes()
     newest.tensors_path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CharRNNError, match=r"step-000020.*damaged.*newest good one is .*step-000010"):
-        ckpt.resolve_checkpoint(tmp_path, "latest")
+        resolve_checkpoint(tmp_path, "latest")
 
 
 def test_flipped_byte_is_caught_by_the_checksum(tmp_path):
@@ -79,18 +79,18 @@ def test_foreign_and_newer_files_are_refused(tmp_path):
 def test_prune_keeps_the_newest_and_the_best(tmp_path):
     for step, val in [(10, 1.0), (20, 2.0), (30, 3.0), (40, 4.0)]:
         save(tmp_path, step, val)
-    ckpt.prune_checkpoints(tmp_path, keep=2)
-    assert [c.step for c in ckpt.list_checkpoints(tmp_path)] == [10, 30, 40]
+    RunDir(tmp_path).prune(keep=2)
+    assert [c.step for c in RunDir(tmp_path).checkpoints()] == [10, 30, 40]
 
 
 def test_a_save_without_its_json_does_not_count(tmp_path):
     save(tmp_path, 10, 2.0)
     (tmp_path / "checkpoints" / "step-000020.safetensors").write_bytes(b"half")
-    assert [c.step for c in ckpt.list_checkpoints(tmp_path)] == [10]
+    assert [c.step for c in RunDir(tmp_path).checkpoints()] == [10]
 
 
 def _hold_lock(run_dir, ready, release):
-    with ckpt.RunLock(run_dir):
+    with RunLock(run_dir):
         ready.set()
         release.wait(10)
 
@@ -103,11 +103,11 @@ def test_lock_refuses_a_second_holder_and_frees_on_exit(tmp_path):
     try:
         assert ready.wait(30)
         with pytest.raises(CharRNNError, match=f"in use by another charrnn train \\(pid {holder.pid}\\)"):
-            ckpt.RunLock(tmp_path).__enter__()
+            RunLock(tmp_path).__enter__()
     finally:
         release.set()
         holder.join(30)
-    with ckpt.RunLock(tmp_path):
+    with RunLock(tmp_path):
         pass
 
 
@@ -119,5 +119,5 @@ def test_lock_of_a_killed_process_does_not_stick(tmp_path):
     assert ready.wait(30)
     holder.kill()
     holder.join(30)
-    with ckpt.RunLock(tmp_path):
+    with RunLock(tmp_path):
         pass

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 TINY = ["--hidden", "32", "--embed-dim", "16", "--batch-size", "8", "--seq-len", "32", "--lr", "0.01"]
 
@@ -40,28 +40,32 @@ BAD_INPUTS = [
     ("not UTF-8", "train {d}/latin1.txt", "not valid utf-8 at byte 18 .line 2, column 9.*--encoding"),
     ("too short", "train {d}/short.txt", "text too short.*need"),
     ("no room for validation", "train {d}/short.txt --batch-size 1 --seq-len 2", "too short for its validation split"),
-    ("seq-len 0", "train {d}/short.txt --seq-len 0", "--seq-len must be positive"),
-    ("batch-size negative", "train {d}/short.txt --batch-size -4", "--batch-size must be positive"),
-    ("lr 0", "train {d}/short.txt --lr 0", "--lr must be positive"),
-    ("dropout 1", "train {d}/short.txt --dropout 1", "--dropout must be in"),
-    ("weight-drop 1", "train {d}/short.txt --weight-drop 1", "--weight-drop must be in"),
-    ("hidden 0", "train {d}/short.txt --hidden 0", "--hidden must be positive"),
-    ("layers 0", "train {d}/short.txt --layers 0", "--layers must be positive"),
+    ("seq-len 0", "train {d}/short.txt --seq-len 0", "--seq-len\\) must be positive"),
+    ("batch-size negative", "train {d}/short.txt --batch-size -4", "--batch-size\\) must be positive"),
+    ("lr 0", "train {d}/short.txt --lr 0", "--lr\\) must be positive"),
+    ("dropout 1", "train {d}/short.txt --dropout 1", "--dropout\\) must be in"),
+    ("weight-drop 1", "train {d}/short.txt --weight-drop 1", "--weight-drop\\) must be in"),
+    ("hidden 0", "train {d}/short.txt --hidden 0", "--hidden\\) must be positive"),
+    ("layers 0", "train {d}/short.txt --layers 0", "--layers\\) must be positive"),
     ("unknown cell", "train {d}/short.txt --cell transformer", "invalid choice"),
     ("nonsense flag", "train {d}/short.txt --frobnicate", "unrecognized arguments"),
     ("bad duration", "train {d}/short.txt --time-budget soon", "invalid duration"),
-    ("bad device", "train {d}/short.txt --device tpu", "unknown --device"),
+    ("bad device", "train {d}/short.txt --device tpu", "unknown device \\(--device\\)"),
     ("bad precision", "train {d}/short.txt --precision fp8", "argument --precision: invalid choice"),
-    ("fp16 on a cpu", "train {anna} --out {d}/fp16 --precision fp16 --device cpu", "fp16 runs on cuda, not cpu"),
+    (
+        "fp16 on a cpu",
+        "train {anna} --out {d}/fp16 --precision fp16 --device cpu",
+        "fp16 \\(--precision\\) runs on cuda, not cpu",
+    ),
     ("no text", "train", "give one or more text files"),
     ("unwritable out", "train {anna} --out {d}/notadir/run --max-steps 1", "cannot create output directory"),
     ("resume nothing", "train --resume {d}/emptyrun", "not a charrnn run directory .no run.json"),
-    ("negative length", "sample {run} --length -5", "--length must not be negative"),
-    ("temperature", "sample {run} --temperature -1", "--temperature must not be negative"),
-    ("top-p 0", "sample {run} --top-p 0", "--top-p must be in"),
-    ("top-p 1.5", "sample {run} --top-p 1.5", "--top-p must be in"),
-    ("top-k", "sample {run} --top-k -1", "--top-k must not be negative"),
-    ("num-samples", "sample {run} --num-samples 0", "--num-samples must be positive"),
+    ("negative length", "sample {run} --length -5", "--length\\) must not be negative"),
+    ("temperature", "sample {run} --temperature -1", "--temperature\\) must not be negative"),
+    ("top-p 0", "sample {run} --top-p 0", "--top-p\\) must be in"),
+    ("top-p 1.5", "sample {run} --top-p 1.5", "--top-p\\) must be in"),
+    ("top-k", "sample {run} --top-k -1", "--top-k\\) must not be negative"),
+    ("num-samples", "sample {run} --num-samples 0", "--num-samples\\) must be positive"),
     ("unknown prime", "sample {run} --prime Snow☃man", "not in the model's vocabulary: '☃'"),
     ("bad --checkpoint", "sample {run} --checkpoint 999", "no checkpoint at step 999"),
     ("no checkpoint", "sample {d}/emptyrun", "no checkpoint found"),
@@ -73,10 +77,22 @@ BAD_INPUTS = [
     ("eval unknown chars", "eval {run} {d}/unknown.txt", "not in the model's vocabulary: '☃'"),
     ("eval too short", "eval {run} {d}/oneline.txt", "too short to evaluate"),
     ("eval dynamic too short", "eval {run} {d}/oneline.txt --dynamic-lr 0.1", "too short to evaluate"),
-    ("eval negative --dynamic-lr", "eval {run} {anna} --dynamic-lr -1", "--dynamic-lr must not be negative"),
+    ("eval negative --dynamic-lr", "eval {run} {anna} --dynamic-lr -1", "--dynamic-lr\\) must not be negative"),
     ("eval --dynamic-lr word", "eval {run} {anna} --dynamic-lr fast", "invalid float value"),
     ("info not a run", "info {d}/emptyrun", "not a charrnn run directory"),
 ]
+
+
+def test_bad_input_from_the_real_command_is_one_line(files, tiny_run):
+    """The checks below call `main` in this process; these go through the installed command itself."""
+    for argv, message in [
+        ("train {d}/nope.txt", "no such file"),
+        ("train {d}/short.txt --frobnicate", "unrecognized arguments"),
+        ("sample {run} --prime Snow☃man", "not in the model's vocabulary"),
+    ]:
+        result = run_cli(*argv.format(d=files, run=tiny_run).split())
+        assert result.returncode in (1, 2) and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("what, argv, message", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
@@ -84,7 +100,7 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(files, tiny_run, anna_50k, w
     (files / "oneline.txt").write_text("a")
     before = sorted(p.name for p in tiny_run.rglob("*"))
     args = argv.format(d=files, run=tiny_run, anna=anna_50k).split()
-    result = run_cli(*args, cwd=files)
+    result = run_main(*args, cwd=files)
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -99,7 +115,7 @@ def test_sample_streams_the_prime_and_new_text(tiny_run):
     result = run_cli("sample", tiny_run, "--prime", "Far", "--length", "80", "--top-k", "5", "--seed", "3")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Far") and len(result.stdout) == 3 + 80 + 1
-    again = run_cli("sample", tiny_run, "--prime", "Far", "--length", "80", "--top-k", "5", "--seed", "3")
+    again = run_main("sample", tiny_run, "--prime", "Far", "--length", "80", "--top-k", "5", "--seed", "3")
     assert again.stdout == result.stdout
 
 
@@ -114,24 +130,24 @@ def test_sample_into_a_closed_pipe_is_quiet(tiny_run):
 
 
 def test_sample_several_at_once(tiny_run):
-    result = run_cli("sample", tiny_run, "--num-samples", "3", "--length", "20", "--prime", "A", "--seed", "1")
+    result = run_main("sample", tiny_run, "--num-samples", "3", "--length", "20", "--prime", "A", "--seed", "1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("--- sample") == 3
 
 
 def test_eval_json(tiny_run, anna_50k):
-    result = run_cli("eval", tiny_run, anna_50k, "--json")
+    result = run_main("eval", tiny_run, anna_50k, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"loss", "bpc", "chars"} and report["chars"] == 49_999
     assert 1.0 < report["loss"] < 4.0
-    control = json.loads(run_cli("eval", tiny_run, anna_50k, "--json", "--dynamic-lr", "0").stdout)
+    control = json.loads(run_main("eval", tiny_run, anna_50k, "--json", "--dynamic-lr", "0").stdout)
     assert control["dynamic_lr"] == 0 and control["chars"] == 49_999
     assert control["loss"] == pytest.approx(report["loss"], abs=0.02)  # one stream, nothing learned: near plain
 
 
 def test_info_json_has_the_keys_scripts_rely_on(tiny_run):
-    result = run_cli("info", tiny_run, "--json")
+    result = run_main("info", tiny_run, "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert {"config", "step", "params", "vocab_size", "best_val_loss", "checkpoints"} <= set(info)
@@ -139,12 +155,12 @@ def test_info_json_has_the_keys_scripts_rely_on(tiny_run):
     assert info["config"]["seq_len"] == 32 and info["config"]["max_steps"] == 30
     assert [c["step"] for c in info["checkpoints"]] == [10, 20, 30]
     assert info["best_val_loss"] == min(c["val_loss"] for c in info["checkpoints"])
-    assert run_cli("info", tiny_run).returncode == 0
+    assert run_main("info", tiny_run).returncode == 0
 
 
 def test_train_cli_then_resume_with_a_new_stop(tmp_path, anna_50k):
     out = tmp_path / "run"
-    first = run_cli(
+    first = run_main(
         "train", anna_50k, "--out", out, *TINY, "--max-steps", "12", "--save-every", "6", "--eval-every", "6",
         "--weight-drop", "0.2", "--shift-epochs",
     )  # fmt: skip
@@ -152,26 +168,26 @@ def test_train_cli_then_resume_with_a_new_stop(tmp_path, anna_50k):
     saved = json.loads((out / "run.json").read_text())["train"]
     assert saved["model"]["weight_drop"] == 0.2 and saved["shift_epochs"] is True
     assert "parameters" in first.stdout and "chars/s" in first.stdout and "bpc" in first.stdout
-    second = run_cli("train", "--resume", out, "--max-steps", "18")
+    second = run_main("train", "--resume", out, "--max-steps", "18")
     assert second.returncode == 0, second.stderr
     assert "resuming at step 12" in second.stdout
-    assert json.loads(run_cli("info", out, "--json").stdout)["step"] == 18
-    refused = run_cli("train", "--resume", out, "--max-steps", "24", "--hidden", "64")
-    assert refused.returncode == 1 and "cannot change --hidden" in refused.stderr
+    assert json.loads(run_main("info", out, "--json").stdout)["step"] == 18
+    refused = run_main("train", "--resume", out, "--max-steps", "24", "--hidden", "64")
+    assert refused.returncode == 1 and "cannot change hidden (--hidden)" in refused.stderr
 
 
 def test_sample_from_a_copied_checkpoint_file_alone(tmp_path, tiny_run):
     source = next((tiny_run / "checkpoints").glob("step-000030*.safetensors"))
     for suffix in (".safetensors", ".json"):
         shutil.copy(source.with_suffix(suffix), tmp_path / ("alone" + suffix))
-    result = run_cli("sample", tmp_path / "alone.safetensors", "--length", "10", "--seed", "1")
+    result = run_main("sample", tmp_path / "alone.safetensors", "--length", "10", "--seed", "1")
     assert result.returncode == 0, result.stderr
 
 
 def test_eval_without_a_text_scores_the_runs_validation_text(tiny_run):
-    result = run_cli("eval", tiny_run, "--json")
+    result = run_main("eval", tiny_run, "--json")
     assert result.returncode == 0, result.stderr
-    best = json.loads(run_cli("info", tiny_run, "--json").stdout)["best_val_loss"]
+    best = json.loads(run_main("info", tiny_run, "--json").stdout)["best_val_loss"]
     assert json.loads(result.stdout)["loss"] == pytest.approx(best, abs=1e-4)  # what training measured
 
 
@@ -179,7 +195,7 @@ def test_eval_without_a_text_needs_the_same_training_text(tmp_path, tiny_run):
     text = tmp_path / "text.txt"
     text.write_text("the training text, line after line\n" * 400)
     run = tmp_path / "run"
-    assert run_cli("train", text, "--out", run, *TINY, "--max-steps", "2").returncode == 0
+    assert run_main("train", text, "--out", run, *TINY, "--max-steps", "2").returncode == 0
     lone = tmp_path / "lone" / "checkpoints"
     lone.mkdir(parents=True)
     for path in (run / "checkpoints").glob("step-000002*"):
@@ -190,11 +206,11 @@ def test_eval_without_a_text_needs_the_same_training_text(tmp_path, tiny_run):
         (next(lone.glob("*.safetensors")), r"not a charrnn run directory .*give the text to evaluate"),
     ]
     for path, message in cases:
-        result = run_cli("eval", path)
+        result = run_main("eval", path)
         assert result.returncode == 1 and re.search(message, result.stderr), result.stderr
     text.write_text("the training text, line after line\n" * 399 + "then a new last line\n")
-    result = run_cli("eval", run)
+    result = run_main("eval", run)
     assert re.search(r"text changed since .*not in the model's vocabulary: 's', 'w'", result.stderr), result.stderr
     text.unlink()
-    result = run_cli("eval", run)
+    result = run_main("eval", run)
     assert result.returncode == 1 and "training text is gone; give the text" in result.stderr, result.stderr

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import charrnn
-from charrnn import checkpoint as ckpt
+from charrnn.dataset import prepare_data
 from charrnn.metrics import read_metrics
-from charrnn.train import prepare_data
+from charrnn.rundir import resolve_checkpoint
 
 from conftest import tiny_config
 
@@ -19,7 +19,7 @@ QUIET = open(os.devnull, "w")
 
 
 def latest(run_dir) -> dict[str, torch.Tensor]:
-    return ckpt.resolve_checkpoint(run_dir, "latest")[1]
+    return resolve_checkpoint(run_dir, "latest")[1]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])

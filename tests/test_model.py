@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from charrnn import model as model_module
+from charrnn import fastpaths
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig, count_parameters
 
@@ -68,7 +68,7 @@ def test_weight_drop_masks_the_recurrent_weights_in_training_only(cell):
     with torch.no_grad():
         for name in ("weight_hh_l0", "weight_hh_l1"):
             weight = getattr(plain.rnn, name)
-            weight.copy_(model_module.dropout(weight, 0.4, training=True))
+            weight.copy_(fastpaths.dropout(weight, 0.4, training=True))
     torch.testing.assert_close(dropped, plain(ids)[0])
 
     assert not torch.allclose(dropped, model.eval()(ids)[0])  # the mask did something
@@ -99,7 +99,7 @@ def test_layers_run_one_by_one_compute_what_the_fused_call_does(cell, monkeypatc
     fused_logits, fused_state = model.eval()(ids, state)
     fused_grads = torch.autograd.grad(fused_logits.square().sum(), list(model.parameters()))
     calls = []
-    monkeypatch.setattr(model_module, "dropout", lambda x, p, training: calls.append(p) or x)
+    monkeypatch.setattr(fastpaths, "dropout", lambda x, p, training: calls.append(p) or x)
     logits, new_state = model.train()(ids, state)
     assert calls == [0.3, 0.3, 0.3]  # between the three layers, and before the output layer
     torch.testing.assert_close(logits, fused_logits)
@@ -114,7 +114,7 @@ def test_layers_run_one_by_one_compute_what_the_fused_call_does(cell, monkeypatc
 def test_dropout_zeroes_a_share_p_and_scales_the_rest(p):
     torch.manual_seed(0)
     x = torch.rand(400, 500) + 0.5
-    y = model_module.dropout(x, p, training=True)
+    y = fastpaths.dropout(x, p, training=True)
     dropped = y == 0
     # 200,000 draws: sd of the share at most 0.0011. Each of the four 16-bit lanes that share one random
     # integer is checked on its own (50,000 draws, sd at most 0.0023), so a lane with a biased bit fails.
@@ -123,17 +123,17 @@ def test_dropout_zeroes_a_share_p_and_scales_the_rest(p):
     assert abs(dropped.float().mean().item() - p) < 0.005
     # the keep probability is a multiple of 1/65,536 and the scale is its exact inverse
     torch.testing.assert_close(y[~dropped], x[~dropped] / (1 - p), rtol=1 / ((1 - p) * 65536), atol=0)
-    assert model_module.dropout(x, p, training=False) is x
-    assert model_module.dropout(x, 0.0, training=True) is x
+    assert fastpaths.dropout(x, p, training=False) is x
+    assert fastpaths.dropout(x, 0.0, training=True) is x
 
 
 @pytest.mark.parametrize("shape", [(1,), (3, 5, 7), (2, 0, 4)])
 def test_dropout_keeps_any_shape_and_follows_the_seed(shape):
     x = torch.ones(shape)
     torch.manual_seed(3)
-    first = model_module.dropout(x, 0.5, training=True)
+    first = fastpaths.dropout(x, 0.5, training=True)
     torch.manual_seed(3)
-    assert first.shape == x.shape and torch.equal(first, model_module.dropout(x, 0.5, training=True))
+    assert first.shape == x.shape and torch.equal(first, fastpaths.dropout(x, 0.5, training=True))
     assert set(first.unique().tolist()) <= {0.0, 2.0}
 
 
@@ -146,13 +146,13 @@ def test_dropout_between_layers_is_applied_in_training():
     assert not torch.allclose(first, second)
 
 
-@pytest.mark.skipif(not model_module.onednn.available(), reason="oneDNN's inner product is not callable here")
+@pytest.mark.skipif(not fastpaths.onednn.available(), reason="oneDNN's inner product is not callable here")
 @pytest.mark.parametrize("training", [True, False])
 def test_the_output_layer_through_onednn_equals_torchs(monkeypatch, training):
     """On the CPU the output layer goes through oneDNN when it is available: same logits, same gradients."""
-    calls, through_onednn = [], model_module.onednn.TrainableLinear.apply
+    calls, through_onednn = [], fastpaths.onednn.TrainableLinear.apply
     monkeypatch.setattr(
-        model_module.onednn.TrainableLinear, "apply", lambda *args: calls.append(1) or through_onednn(*args)
+        fastpaths.onednn.TrainableLinear, "apply", lambda *args: calls.append(1) or through_onednn(*args)
     )
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=11, hidden=24, layers=2, embed_dim=5, dropout=0.2)).train(training)
@@ -165,7 +165,7 @@ def test_the_output_layer_through_onednn_equals_torchs(monkeypatch, training):
 
     logits, grads = run()
     assert calls == [1]
-    monkeypatch.setattr(model_module.onednn, "available", lambda: False)
+    monkeypatch.setattr(fastpaths.onednn, "available", lambda: False)
     want_logits, want_grads = run()
     assert calls == [1]
     torch.testing.assert_close(logits, want_logits, rtol=1e-5, atol=1e-5)

@@ -7,16 +7,18 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from charrnn import checkpoint as ckpt
-from charrnn.checkpoint import FAULT_ENV
 from charrnn.metrics import read_metrics
+from charrnn.rundir import RunDir, resolve_checkpoint
 
 from conftest import run_cli
 
+KILL_AT_RENAME = Path(__file__).with_name("kill_at_rename.py")
 FLAGS = ["--hidden", "64", "--embed-dim", "16", "--batch-size", "16", "--seq-len", "64", "--lr", "0.01"]
 FLAGS += ["--warmup-steps", "5", "--eval-every", "20", "--save-every", "20", "--seed", "11"]
 
@@ -34,7 +36,7 @@ def start(*args, **kwargs) -> subprocess.Popen:
 def wait_for_checkpoint(run_dir, min_step: int, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(c.step >= min_step for c in ckpt.list_checkpoints(run_dir)):
+        if any(c.step >= min_step for c in RunDir(run_dir).checkpoints()):
             return
         assert process.poll() is None, f"training ended before step {min_step}: {process.communicate()}"
         time.sleep(0.005)
@@ -42,7 +44,7 @@ def wait_for_checkpoint(run_dir, min_step: int, process: subprocess.Popen, timeo
 
 
 def model_tensors(run_dir):
-    _, tensors = ckpt.resolve_checkpoint(run_dir, "latest")
+    _, tensors = resolve_checkpoint(run_dir, "latest")
     return {k: v for k, v in tensors.items() if not k.startswith("rng.")}
 
 
@@ -77,7 +79,7 @@ def test_sigkill_mid_run_then_resume_ends_bit_for_bit_like_an_unbroken_run(tmp_p
     process.kill()
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    assert ckpt.list_checkpoints(out)[-1].step < 300
+    assert RunDir(out).checkpoints()[-1].step < 300
     resumed = run_cli("train", "--resume", out)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(straight, out)
@@ -90,9 +92,10 @@ def test_sigkill_mid_run_then_resume_ends_bit_for_bit_like_an_unbroken_run(tmp_p
 @pytest.mark.parametrize("rename", [6, 7, 8])  # 1 is run.json; each save renames tensors, JSON, latest, best
 def test_kill_inside_a_save_leaves_the_previous_checkpoint_and_resume_works(tmp_path, anna_50k, straight, rename):
     out = tmp_path / "run"
-    killed = run_cli("train", anna_50k, "--out", out, *FLAGS, "--max-steps", "300", env_extra={FAULT_ENV: str(rename)})
+    argv = [sys.executable, KILL_AT_RENAME, str(rename), "train", anna_50k, "--out", out, *FLAGS, "--max-steps", "300"]
+    killed = subprocess.run(list(map(str, argv)), capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL
-    newest = ckpt.list_checkpoints(out)[-1]
+    newest = RunDir(out).checkpoints()[-1]
     assert newest.step == (40 if rename == 8 else 20)  # the JSON's rename is the commit point
     ckpt.load_tensors(newest)  # verified by checksum
     resumed = run_cli("train", "--resume", out)
@@ -111,7 +114,7 @@ def test_signals_save_and_say_how_to_resume(tmp_path, anna_50k, signum, code):
     assert process.returncode == code, stderr
     assert f"resume with: charrnn train --resume {out}" in stdout
     assert "Traceback" not in stderr
-    newest = ckpt.list_checkpoints(out)[-1]
+    newest = RunDir(out).checkpoints()[-1]
     assert f"stopped by {signum.name} at step {newest.step}" in stdout
     assert newest.step >= 20
 
@@ -129,9 +132,7 @@ def test_a_second_trainer_on_the_same_run_is_refused(tmp_path, anna_50k):
     finally:
         process.terminate()
         process.communicate(timeout=60)
-    assert (
-        run_cli("train", "--resume", out, "--max-steps", str(ckpt.list_checkpoints(out)[-1].step + 5)).returncode == 0
-    )
+    assert run_cli("train", "--resume", out, "--max-steps", str(RunDir(out).checkpoints()[-1].step + 5)).returncode == 0
 
 
 def _limit_file_size(limit: int):
@@ -145,12 +146,12 @@ def _limit_file_size(limit: int):
 def test_full_disk_stops_with_a_message_and_keeps_the_previous_checkpoint(tmp_path, anna_50k):
     out = tmp_path / "run"
     assert run_cli("train", anna_50k, "--out", out, *FLAGS, "--max-steps", "20").returncode == 0
-    before = ckpt.list_checkpoints(out)[-1]
+    before = RunDir(out).checkpoints()[-1]
     full = run_cli("train", "--resume", out, "--max-steps", "40", preexec_fn=_limit_file_size(64 * 1024))
     assert full.returncode == 1
     assert "could not save checkpoint step-000040" in full.stderr and "disk full" in full.stderr
     assert "Traceback" not in full.stderr
-    assert ckpt.list_checkpoints(out)[-1].step == 20
+    assert RunDir(out).checkpoints()[-1].step == 20
     ckpt.load_tensors(before)
     assert not list(out.rglob(".tmp-*"))
     assert run_cli("train", "--resume", out, "--max-steps", "40").returncode == 0
@@ -159,7 +160,7 @@ def test_full_disk_stops_with_a_message_and_keeps_the_previous_checkpoint(tmp_pa
 def test_damaged_newest_checkpoint_is_named_with_the_newest_good_one(tmp_path, anna_50k):
     out = tmp_path / "run"
     assert run_cli("train", anna_50k, "--out", out, *FLAGS, "--max-steps", "40").returncode == 0
-    newest = ckpt.list_checkpoints(out)[-1]
+    newest = RunDir(out).checkpoints()[-1]
     newest.tensors_path.write_bytes(newest.tensors_path.read_bytes()[:1000])
     for argv in (["sample", out, "--checkpoint", "latest"], ["eval", out, anna_50k, "--checkpoint", "latest"]):
         result = run_cli(*argv)

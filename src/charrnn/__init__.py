@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .checkpoint import load_model
 from .config import TrainConfig
 from .ensemble import Ensemble, load_ensemble
 from .errors import CharRNNError
 from .evaluate import EvalResult, evaluate, evaluate_dynamic
 from .model import ModelConfig
+from .rundir import load_model
 from .sample import Sampler
 from .train import TrainResult, resume, train
 

@@ -48,7 +48,7 @@ class BatchSource:
         offset_seed: int | None = None,
     ):
         if batch_size <= 0 or seq_len <= 0:
-            raise CharRNNError("--batch-size and --seq-len must be positive")
+            raise CharRNNError("batch_size (--batch-size) and seq_len (--seq-len) must be positive")
         if len(ids) < 2:
             raise CharRNNError("text too short: need at least two characters")
         if batch_size >= len(ids):
@@ -127,7 +127,9 @@ class BatchSource:
     def shard(self, rank: int, world_size: int) -> BatchSource:
         """This process's share of the streams: rows rank, rank + world_size, ... (same windows)."""
         if not 0 <= rank < world_size or self.batch_size % world_size:
-            raise CharRNNError(f"--batch-size {self.batch_size} does not split over {world_size} processes")
+            raise CharRNNError(
+                f"batch_size (--batch-size) {self.batch_size} does not split over {world_size} processes"
+            )
         shard = object.__new__(BatchSource)
         shard.__dict__.update(self.__dict__)
         shard.batch_size = self.batch_size // world_size

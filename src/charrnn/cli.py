@@ -17,12 +17,15 @@ from . import allocator
 from . import checkpoint as ckpt
 from .config import PRECISIONS, TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars
+from .dataset import validation_ids
+from .devices import select_device
 from .ensemble import Ensemble, load_ensemble
 from .errors import CharRNNError
 from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
+from .rundir import RunDir, load_model
 from .sample import Sampler
-from .train import resume, select_device, train, validation_ids
+from .train import resume, train
 from .vocab import Vocab
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
@@ -196,20 +199,20 @@ def cmd_train(args) -> int:
             raise CharRNNError("--out and --resume name different directories; give only --resume")
         if "texts" in given:
             given["texts"] = [str(Path(t).resolve()) for t in given["texts"]]
-        result = resume(args.resume, {**given, **model_changes})
+        result = resume(args.resume, {**given, **model_changes}, keep_freed_memory=True)
         return result.exit_code
     if "texts" not in given:
         raise CharRNNError("give one or more text files to train on (or --resume RUN_DIR)")
     given.setdefault("out", str(Path("runs") / Path(given["texts"][0]).stem))
     config = TrainConfig(**given, model=ModelConfig(**model_changes))
-    return train(config).exit_code
+    return train(config, keep_freed_memory=True).exit_code
 
 
 def _load(args) -> tuple[CharRNN | Ensemble, Vocab, str]:
     """The model (an ensemble with --with), its vocabulary, and a name for it in messages."""
     device = select_device(args.device)
     if not args.also:
-        model, vocab, info = ckpt.load_model(args.path, args.checkpoint, device)
+        model, vocab, info = load_model(args.path, args.checkpoint, device)
         return model, vocab, info.name
     model, vocab, infos = load_ensemble([args.path, *args.also], args.checkpoint, device)
     return model, vocab, f"mean of {len(infos)} models: " + ", ".join(info.name for info in infos)
@@ -255,20 +258,20 @@ def cmd_eval(args) -> int:
 
 def run_info(path: Path) -> dict:
     """What `charrnn info --json` prints; scripts rely on its keys."""
-    run_dir = path if path.is_dir() else path.resolve().parent.parent
+    run_dir = RunDir.of(path)
     if path.is_dir():
-        checkpoints = ckpt.list_checkpoints(path)
-        if not checkpoints and not (path / ckpt.RUN_FILE).exists():
+        checkpoints = run_dir.checkpoints()
+        if not checkpoints and not run_dir.has_run_file():
             raise CharRNNError(f"{path}: not a charrnn run directory (no run.json, no checkpoints)")
     elif path.exists():
         checkpoints = [ckpt.open_checkpoint(path)]
     else:
         raise CharRNNError(f"{path}: no such run directory or checkpoint")
-    run_file = run_dir / ckpt.RUN_FILE
-    run = ckpt.read_json(run_file, "charrnn run file") if run_file.exists() else {}
+    run = run_dir.read("") if run_dir.has_run_file() else {}
     newest = checkpoints[-1] if checkpoints else None
     model_json = newest.meta["model"] if newest else run.get("train", {}).get("model", {})
-    config = ModelConfig.from_json(model_json).for_vocab(len(run.get("vocab") or newest.meta["vocab"]))
+    vocab = run.get("vocab") or newest.meta["vocab"]
+    config = ModelConfig.from_json(model_json).for_vocab(len(vocab))
     with torch.device("meta"):
         params = count_parameters(CharRNN(config))
     vals = [c.val_loss for c in checkpoints if c.val_loss is not None]
@@ -278,10 +281,11 @@ def run_info(path: Path) -> dict:
         "step": newest.step if newest else 0,
         "params": params,
         "vocab_size": config.vocab_size,
-        "vocab": "".join(run.get("vocab") or newest.meta["vocab"]),
+        "vocab": "".join(vocab),
         "best_val_loss": min(vals) if vals else None,
         "train_loss": newest.meta.get("train_loss") if newest else None,
         "elapsed_s": newest.meta.get("elapsed_s") if newest else None,
+        "environment": run.get("environment"),
         "checkpoints": [{"path": str(c.tensors_path), "step": c.step, "val_loss": c.val_loss} for c in checkpoints],
     }
 
@@ -303,14 +307,14 @@ def cmd_info(args) -> int:
 
 def cmd_demo(args) -> int:
     out = Path(args.out)
-    if ckpt.list_checkpoints(out):
+    if RunDir(out).checkpoints():
         print(f"{out} already holds a trained run; sampling from it (delete it to train again)")
     else:
         extra = {"time_budget": args.time_budget} if args.time_budget else {}
-        result = train(TrainConfig(texts=(str(find_anna()),), out=str(out), **extra))
+        result = train(TrainConfig(texts=(str(find_anna()),), out=str(out), **extra), keep_freed_memory=True)
         if result.exit_code:
             return result.exit_code
-    sampler = Sampler(*ckpt.load_model(out))
+    sampler = Sampler(*load_model(out))
     text = sampler.generate(args.prime, args.length, temperature=0.8, top_k=5, seed=1)
     print(f"\n--- a sample, primed with {args.prime!r} ---\n{args.prime}{text}")
     return 0

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from .errors import CharRNNError
+from .errors import CharRNNError, setting
 from .model import ModelConfig
 
 DEFAULT_TIME_BUDGET_S = 300.0
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
-# What a resumed run may change: how long it goes on and how it reports, never what it learns.
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# What a resumed run may change: how long it goes on and how it reports, never what it learns;
 STOP_FLAGS = frozenset({"max_steps", "epochs", "time_budget"})
-RESUMABLE_CHANGES = frozenset({"max_steps", "epochs", "time_budget", "eval_every", "save_every", "keep", "device"})
+# precision too, so that a bf16 run can go on where bf16 cannot run (with a warning: other numbers).
+RESUMABLE_CHANGES = frozenset(
+    {"max_steps", "epochs", "time_budget", "eval_every", "save_every", "keep", "device", "precision"}
+)
 
 
 @dataclass(frozen=True)
@@ -58,23 +62,19 @@ class TrainConfig:
         positive += [name for name in ("epochs", "max_steps", "time_budget") if getattr(self, name) is not None]
         for name in positive:
             if getattr(self, name) <= 0:
-                raise CharRNNError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.grad_clip < 0 or self.warmup_steps < 0:
-            raise CharRNNError("--grad-clip and --warmup-steps must not be negative")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise CharRNNError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if not 0.0 <= self.ema < 1.0:
-            raise CharRNNError(f"--ema must be in [0, 1), got {self.ema}")
-        if not 0.0 <= self.adam_beta2 < 1.0:
-            raise CharRNNError(f"--adam-beta2 must be in [0, 1), got {self.adam_beta2}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise CharRNNError(f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise CharRNNError(f"unknown --lr-schedule {self.lr_schedule!r}; choose {' or '.join(LR_SCHEDULES)}")
-        if self.precision not in PRECISIONS:
-            raise CharRNNError(f"unknown --precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
-            raise CharRNNError(f"unknown --device {self.device!r}; choose auto, cpu, cuda or mps")
+                raise CharRNNError(f"{setting(name)} must be positive, got {getattr(self, name)}")
+        for name in ("grad_clip", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise CharRNNError(f"{setting(name)} must not be negative, got {getattr(self, name)}")
+        for name, top in (("val_fraction", "1)"), ("ema", "1)"), ("adam_beta2", "1)"), ("min_lr_ratio", "1]")):
+            value = getattr(self, name)
+            if not (0.0 <= value < 1.0 or (top == "1]" and value == 1.0)):
+                raise CharRNNError(f"{setting(name)} must be in [0, {top}, got {value}")
+        choices = (("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES))
+        for name, allowed in choices:
+            value = getattr(self, name)
+            if value not in allowed and not (name == "device" and value.startswith("cuda:")):
+                raise CharRNNError(f"unknown {setting(name)} {value!r}; choose {', '.join(allowed)}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -103,7 +103,7 @@ class TrainConfig:
                 value = tuple(str(v) for v in value)
             if name not in RESUMABLE_CHANGES and value != current:
                 raise CharRNNError(
-                    f"cannot change --{name.replace('_', '-')} when resuming (the run has {current!r}); "
+                    f"cannot change {setting(name)} when resuming (the run has {current!r}); "
                     "start a new run with another --out instead"
                 )
         updates = {k: v for k, v in train_changes.items() if k != "texts"}

@@ -102,7 +102,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "s
 def train_val_split(seq: T, val_fraction: float) -> tuple[T, T]:
     """Split off the last `val_fraction` of `seq` (contiguous, so validation text is unseen text)."""
     if not 0.0 <= val_fraction < 1.0:
-        raise CharRNNError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+        raise CharRNNError(f"val_fraction (--val-fraction) must be in [0, 1), got {val_fraction}")
     n_val = round(len(seq) * val_fraction)
     n_train = len(seq) - n_val
     return seq[:n_train], seq[n_train:]

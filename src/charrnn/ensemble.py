@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointInfo, load_model
+from .checkpoint import CheckpointInfo
 from .errors import CharRNNError
 from .model import CharRNN, State
+from .rundir import load_model
 from .vocab import Vocab
 
 
@@ -46,11 +47,14 @@ class Ensemble(nn.Module):
             raise CharRNNError("an ensemble needs at least one model")
         if len({member.config.vocab_size for member in members}) > 1:
             raise CharRNNError("the models of an ensemble must share one vocabulary")
-        if len({member.head.weight.device for member in members}) > 1:
+        if len({member.device for member in members}) > 1:
             raise CharRNNError("the models of an ensemble must be on one device")
         self.members = nn.ModuleList(members)
-        self.head = members[0].head  # where `evaluate` and `Sampler` find the device
         self.state_sizes = [len(member.init_state(1, "meta")) for member in members]  # 2 for an LSTM's (h, c)
+
+    @property
+    def device(self) -> torch.device:
+        return self.members[0].device
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         return tuple(part for member in self.members for part in member.init_state(batch_size, device))

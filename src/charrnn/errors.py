@@ -9,3 +9,8 @@ class CharRNNError(Exception):
     """A problem the user can fix; the message says what went wrong and, where it can, what to do."""
 
     exit_code = 1
+
+
+def setting(name: str) -> str:
+    """A setting as both its readers know it: `hidden (--hidden)`, for API callers and CLI users alike."""
+    return f"{name} (--{name.replace('_', '-')})"

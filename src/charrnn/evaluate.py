@@ -28,9 +28,9 @@ from torch.nn import functional as F
 from .batches import BatchSource
 from .ensemble import Ensemble
 from .errors import CharRNNError
+from .metrics import LN2
 from .model import CharRNN
 
-LN2 = math.log(2.0)
 # Windows of 50 scored 1.1628 on a 10-minute anna model at lr 0.1, 20 scored 1.1605 at 1.6x the time,
 # 100 scored 1.1781 (README).
 DYNAMIC_SEQ_LEN = 50
@@ -58,7 +58,7 @@ def evaluate(
 ) -> EvalResult:
     """Mean cross-entropy of `model` (or of an ensemble's mean probabilities) on `ids` (dropout off),
     predicting ids[1:] from what precedes."""
-    device = model.head.weight.device
+    device = model.device
     streams = max(1, min(streams, (len(ids) - 1) // max(seq_len // 4, 1)))
     source = BatchSource(ids, streams, seq_len, device)
     was_training = model.training
@@ -84,7 +84,7 @@ def evaluate(
 def _lead_in_state(model: CharRNN | Ensemble, ids: np.ndarray, streams: int, stream_len: int, width: int):
     """Each stream's starting state: zeros for the first, which starts the text; for the others, the
     state after reading the `width` characters just before the stream."""
-    device = model.head.weight.device
+    device = model.device
     state = model.init_state(streams, device)
     if streams == 1 or width == 0:
         return state
@@ -111,7 +111,7 @@ def evaluate_dynamic(
     if isinstance(model, Ensemble):
         raise CharRNNError("dynamic evaluation takes one model, not an ensemble")
     if not lr >= 0:  # also refuses NaN
-        raise CharRNNError(f"--dynamic-lr must not be negative, got {lr}")
+        raise CharRNNError(f"dynamic evaluation's lr (--dynamic-lr) must not be negative, got {lr}")
     if seq_len <= 0:
         raise CharRNNError(f"dynamic evaluation's seq_len must be positive, got {seq_len}")
     if len(ids) < 2:
@@ -135,7 +135,7 @@ def dynamic_window_losses(model: CharRNN, ids: np.ndarray, lr: float, seq_len: i
     """Summed loss of each window of `ids` in turn, scored by a copy of `model` that then takes one SGD
     step on that window."""
     learner = _learner(model)
-    device = learner.head.weight.device
+    device = learner.device
     optimizer = torch.optim.SGD(learner.parameters(), lr=lr)
     state = learner.init_state(1, device)
     for start in range(0, len(ids) - 1, seq_len):

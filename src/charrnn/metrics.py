@@ -1,18 +1,21 @@
-"""What a run reports: metrics.csv (one row per step) and progress on the terminal.
-
-A progress bar when the output is a terminal, plain log lines otherwise (logs, CI, pipes).
+"""What a run reports: metrics.csv (one row per step), progress on the terminal, the start hints and
+the end summary. A progress bar when the output is a terminal, plain log lines otherwise (logs, CI, pipes).
+`Reporter` is what the training loop talks to; the rest are its parts.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+LN2 = math.log(2.0)
 
 COLUMNS = ("step", "epoch", "elapsed_s", "train_loss", "val_loss", "lr", "chars_per_s")
 
@@ -106,3 +109,102 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def step_line(row: StepMetrics) -> str:
+    line = f"epoch {row.epoch:.2f} step {row.step} | train {row.train_loss:.4f}"
+    if row.val_loss is not None:
+        line += f" | val {row.val_loss:.4f} nats {row.val_loss / LN2:.4f} bpc"
+    return line + f" | lr {row.lr:.2e} | {row.chars_per_s:,.0f} chars/s"
+
+
+def size_hint(params: int, train_chars: int) -> str:
+    ratio = params / train_chars
+    if ratio < 0.01:
+        advice = "far fewer parameters than characters: the model will likely underfit (raise --hidden)"
+    elif ratio > 10:
+        advice = "far more parameters than characters: it may overfit (raise --dropout or lower --hidden)"
+    else:
+        advice = "a reasonable match; if validation loss ends well above training loss, raise --dropout"
+    return f"hint: {ratio:.2g} parameters per training character, {advice}"
+
+
+def rising_validation_hint(
+    val_loss: float | None,
+    best_val: float | None,
+    train_loss: float | None = None,
+    train_loss_at_best: float | None = None,
+) -> str | None:
+    """A hint when validation ended clearly above its best. If training loss rose as well, training diverged;
+    if not, the model has begun to learn the text by heart. (A gap between training and validation loss alone
+    is no sign: a wide model shows one while still improving.)"""
+    if val_loss is None or best_val is None or val_loss <= best_val * 1.01:
+        return None
+    rose = (
+        f"hint: validation loss rose from its best, {best_val:.4f} (kept as the `best` checkpoint), to {val_loss:.4f}"
+    )
+    # 10%: the smoothed training loss wanders a few percent from batch to batch, a diverging run far more.
+    if train_loss is not None and train_loss_at_best is not None and train_loss > train_loss_at_best * 1.1:
+        return (
+            f"{rose}, and training loss rose too, from {train_loss_at_best:.4f} to {train_loss:.4f}: "
+            "training diverged; lower --lr (or --grad-clip)"
+        )
+    return f"{rose}: overfitting; raise --dropout, shrink the model or train for less"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Where a run stopped, for the closing lines."""
+
+    run_dir: Path
+    step: int
+    reason: str
+    checkpoint: Path | None
+    val_loss: float | None
+    best_val: float | None
+    train_loss: float | None
+    train_loss_at_best: float | None
+
+
+class Reporter:
+    """Where a run's figures go: a row per step into metrics.csv, lines or a bar on the terminal."""
+
+    def __init__(
+        self, metrics_path: Path, max_steps: int | None, step: int, eval_every: int, resumed: bool, stream=None
+    ):
+        self.progress = Progress(max_steps, step, every=max(1, eval_every // 10), stream=stream)
+        self.csv = MetricsCSV(metrics_path, resume_from_step=step if resumed else None)
+
+    def message(self, text: str) -> None:
+        self.progress.message(text)
+
+    def start(self, verb: str, params: int, train_chars: int, val_chars: int, vocab_size: int, device) -> None:
+        self.message(
+            f"{verb}: {params:,} parameters, {train_chars:,} training characters, {val_chars:,} validation, "
+            f"vocabulary {vocab_size}, device {device}"
+        )
+        self.message(size_hint(params, train_chars))
+
+    def row(self, row: StepMetrics) -> None:
+        self.csv.write(row)
+        self.progress.step(row, step_line(row))
+
+    def flush(self) -> None:
+        self.csv.flush()
+
+    def finish(self, end: RunSummary) -> None:
+        if end.reason in ("SIGINT", "SIGTERM"):
+            self.message(f"stopped by {end.reason} at step {end.step}; saved {end.checkpoint}")
+            self.message(f"resume with: charrnn train --resume {end.run_dir}")
+            return
+        summary = f"done at step {end.step} ({end.reason}); saved {end.checkpoint}"
+        if end.val_loss is not None:
+            summary += f"; validation {end.val_loss:.4f} nats/char ({end.val_loss / LN2:.4f} bpc)"
+        self.message(summary)
+        hint = rising_validation_hint(end.val_loss, end.best_val, end.train_loss, end.train_loss_at_best)
+        if hint:
+            self.message(hint)
+
+    def close(self) -> None:
+        self.csv.close()
+        self.progress.close()

@@ -34,11 +34,11 @@ class SamplingOptions:
 
     def __post_init__(self):
         if self.temperature < 0:
-            raise CharRNNError(f"--temperature must not be negative, got {self.temperature}")
+            raise CharRNNError(f"temperature (--temperature) must not be negative, got {self.temperature}")
         if self.top_k < 0:
-            raise CharRNNError(f"--top-k must not be negative, got {self.top_k}")
+            raise CharRNNError(f"top_k (--top-k) must not be negative, got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
-            raise CharRNNError(f"--top-p must be in (0, 1], got {self.top_p}")
+            raise CharRNNError(f"top_p (--top-p) must be in (0, 1], got {self.top_p}")
 
     @property
     def is_greedy(self) -> bool:
@@ -205,8 +205,8 @@ class RecurrentStep:
     def __init__(self, model: CharRNN):
         rnn, config = model.rnn, model.config
         self.cell, self.hidden, self.layers = config.cell, config.hidden, config.layers
-        self.on_cpu = model.head.weight.device.type == "cpu"
-        order, scale = self._gate_layout(config.cell, config.hidden, model.head.weight.device)
+        self.on_cpu = model.device.type == "cpu"
+        order, scale = self._gate_layout(config.cell, config.hidden, model.device)
         self.weights: dict[str, list[torch.Tensor]] = {"w_ih": [], "w_hh": [], "b_ih": [], "b_hh": []}
         for i in range(config.layers):
             b_ih, b_hh = getattr(rnn, f"bias_ih_l{i}"), getattr(rnn, f"bias_hh_l{i}")
@@ -346,7 +346,7 @@ class Sampler:
         self.model = model.eval()
         self.vocab = vocab
         self.info = info  # the checkpoint it came from (a list of them for an ensemble), if any
-        self.device = model.head.weight.device
+        self.device = model.device
         with torch.inference_mode():
             self._step = EnsembleStep(model) if isinstance(model, Ensemble) else RecurrentStep(model)
 
@@ -370,9 +370,9 @@ class Sampler:
         """
         options = SamplingOptions(**options)
         if max_new_chars < 0:
-            raise CharRNNError(f"--length must not be negative, got {max_new_chars}")
+            raise CharRNNError(f"max_new_chars (--length) must not be negative, got {max_new_chars}")
         if num_samples <= 0:
-            raise CharRNNError(f"--num-samples must be positive, got {num_samples}")
+            raise CharRNNError(f"num_samples (--num-samples) must be positive, got {num_samples}")
         seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         with torch.inference_mode():
             ids, state = self._warm(prime, num_samples)

@@ -1,0 +1,72 @@
+"""A run's text as the loop and validation use it: files -> vocabulary -> one-byte ids -> train/val split.
+
+`prepare_data` is what training reads; `validation_ids` reads a finished run's text again, checks it
+against the run's fingerprint, and gives back the validation part its loss was measured on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import TrainConfig
+from .corpus import iter_chunks, max_chars, train_val_split
+from .errors import CharRNNError
+from .rundir import RunDir
+from .vocab import Vocab
+
+
+@dataclass(frozen=True)
+class Data:
+    vocab: Vocab
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    fingerprint: str  # sha256 of the encoded text: a resume must see the same text
+
+
+def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
+    def chunks():
+        return iter_chunks(config.texts, config.encoding, config.errors)
+
+    # Two passes over the files (vocabulary, then ids) keep memory at about one byte per character.
+    vocab = vocab or Vocab.from_chunks(chunks())
+    ids = vocab.encode_chunks(chunks(), max_chars(config.texts))
+    train_ids, val_ids = train_val_split(ids, config.val_fraction)
+    need = config.batch_size * config.seq_len + 1
+    if len(train_ids) < need:
+        total = math.ceil(need / (1 - config.val_fraction))
+        raise CharRNNError(
+            f"text too short: {len(train_ids)} training characters, but --batch-size {config.batch_size} "
+            f"--seq-len {config.seq_len} need {need} ({total} in all with --val-fraction {config.val_fraction}); "
+            "use a longer text or smaller --batch-size/--seq-len"
+        )
+    if config.val_fraction > 0 and len(val_ids) < 2:
+        raise CharRNNError("text too short for its validation split; raise --val-fraction or use --val-fraction 0")
+    return Data(vocab, train_ids, val_ids, hashlib.sha256(memoryview(ids)).hexdigest())
+
+
+def validation_ids(path: str | os.PathLike) -> np.ndarray:
+    """The validation text of the run that holds `path` (its directory or one of its checkpoint files),
+    read again from its training files and split as in training: what its validation loss measured."""
+    run_dir = RunDir.of(path)
+    run = run_dir.read("give the text to evaluate")
+    config = TrainConfig.from_json(run["train"])
+    for text in config.texts:
+        if not os.path.isfile(text):
+            raise CharRNNError(f"{text}: {run_dir}'s training text is gone; give the text to evaluate")
+    changed = f"the training text changed since {run_dir} was trained"
+    try:
+        data = prepare_data(config, Vocab.from_json(run["vocab"]))
+    except CharRNNError as exc:  # new characters, or too short now
+        raise CharRNNError(f"{changed} ({exc}); give the text to evaluate") from exc
+    if data.fingerprint != run["text_sha256"]:
+        raise CharRNNError(f"{changed}; give the text to evaluate")
+    if len(data.val_ids) < 2:
+        raise CharRNNError(
+            f"{run_dir} was trained without validation text (--val-fraction 0); give the text to evaluate"
+        )
+    return data.val_ids
