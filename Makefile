@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The CPU build of torch lies on these machines' disk; elsewhere pip fetches the same version.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+
+docs: install
+	$(PY) -m charrnn.flagdoc > docs/flags.md
 
 test: lint
 	$(PY) -m pytest -q

@@ -23,11 +23,14 @@ TINY_FLAGS = dict(hidden=32, layers=2, embed_dim=16, dropout=0.1)
 TINY_TRAIN = dict(batch_size=8, seq_len=32, lr=1e-2, warmup_steps=5, eval_every=10, save_every=10, seed=7)
 
 
+MISSING_CORPUS = f"{ANNA} not found"
+
+
 def anna_slice(chars: int) -> str:
     if not ANNA.exists():
         if os.environ.get("CI"):  # CI has the corpora beside the checkout: missing means broken set-up
-            pytest.fail(f"{ANNA} not found")
-        pytest.skip(f"{ANNA} not found")
+            pytest.fail(MISSING_CORPUS)
+        pytest.skip(MISSING_CORPUS)
     with open(ANNA, encoding="utf-8") as f:
         return f.read(chars)
 
@@ -84,3 +87,14 @@ def run_main(*args, cwd: str | os.PathLike | None = None) -> subprocess.Complete
         allocator.keep_freed_memory = saved_allocator
         os.chdir(saved_cwd)
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One visible line when tests were skipped for want of the corpora, so a green run says what it left out."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if MISSING_CORPUS in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} tests skipped: {MISSING_CORPUS}; put anna.txt in ../shared/data/ or set CHARRNN_DATA_DIR",
+            yellow=True,
+            bold=True,
+        )

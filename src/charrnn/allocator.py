@@ -3,13 +3,11 @@
 Every training step allocates and frees the same large buffers (the LSTM's saved gate activations,
 their gradients, the logits). glibc serves each block above its mmap threshold (128 KB, rising to
 32 MB at most) with fresh pages from the kernel and unmaps them when freed, so every step faults
-all of its buffers' pages in again. Measured on this project's 2-core machine, in one process with
-and without: the notebook's 2x512 step on 100x100 took 776 ms against 537-544 ms; one layer of 768
-on 32x50 (then the 10-minute recommendation) 93-95 against 74-77 ms; the default model 41 against 40-41;
-evaluating 200,000 characters 3.2-3.5 s against 2.7-3.0. The price: memory, once used, stays with
-the process until it exits. Callers set it after reading their text, so that reading's temporary
-buffers still go back to the system: set before reading, it raised the peak memory of training on a
-10 MB text from 375 to 479 MB (benchmarks/bench_memory.py); set after, the peaks match glibc's defaults.
+all of its buffers' pages in again; keeping them makes large steps markedly faster
+(benchmarks/RESULTS.md). The price: memory, once used, stays with the process until it exits, and
+the setting is process-wide. So the library never makes it by itself: the CLI calls
+`keep_freed_memory()` after reading the text (so that reading's temporary buffers still go back to
+the system and the peak is unchanged), and API users call it or pass `keep_freed_memory=True`.
 """
 
 from __future__ import annotations

@@ -168,11 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="LR",
         help=f"dynamic evaluation: read the text as one stream, learning from it as it goes, at this SGD "
-        f"learning rate (try {DYNAMIC_LR}; README says how it was chosen); a different measure from plain eval",
+        f"learning rate (try {DYNAMIC_LR}; docs/experiments.md says how it was chosen); a different measure from plain eval",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--encoding", default="utf-8")
-    p.add_argument("--errors", default="strict")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the files")
+    p.add_argument("--errors", default="strict", help="what to do with undecodable bytes: strict, replace, ignore")
 
     p = commands.add_parser("info", help="what a run or checkpoint holds")
     p.add_argument("path", help="a run directory or one checkpoint file")
@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("demo", help="train the default model on Anna Karenina and print a sample")
     p.add_argument("--out", default="runs/anna", help="run directory (default runs/anna)")
     p.add_argument("--time-budget", type=duration, default=None, help="training time (default 5m)")
-    p.add_argument("--prime", default="Far")
-    p.add_argument("--length", type=int, default=300)
+    p.add_argument("--prime", default="Far", help="text the sample starts from")
+    p.add_argument("--length", type=int, default=300, help="characters to sample")
     return parser
 
 

@@ -33,7 +33,7 @@ class TrainConfig:
     lr: float = 4e-3
     lr_schedule: str = "cosine"
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 300  # 50 ended 0.03-0.05 nats worse after 5 minutes (README)
+    warmup_steps: int = 300  # a shorter warm-up cost more than the run won back (docs/experiments.md)
     grad_clip: float = 5.0
     adam_beta2: float = 0.999
     shift_epochs: bool = False  # start each epoch's streams at a new point in the text (batches.py)

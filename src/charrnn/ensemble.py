@@ -3,7 +3,7 @@ next-character probabilities.
 
 Models trained on one text from different seeds (or widths, depths, cells) err differently once each
 has learned what the text can teach it, and the mean of their probabilities predicts better than any
-one of them (README, "Averaging models"). An `Ensemble` looks like one `CharRNN` to `evaluate` and to
+one of them (docs/experiments.md, "Averaging models"). An `Ensemble` looks like one `CharRNN` to `evaluate` and to
 `Sampler`: its output is the log of the mean probabilities (valid logits), and its state is its
 members' states one after another in one flat tuple, each tensor still (layers, batch, hidden), so
 code that slices or joins a model's state along the batch does the same for an ensemble's.

@@ -5,7 +5,7 @@ predicted exactly once: the text is laid out as streams like the training batche
 characters left over after the last stream are scored continuing that stream's state. Each stream but
 the first starts from the state left by reading, unscored, the `lead_in` characters before it, so
 that cutting the text into streams (for speed) does not make the model start cold in mid-text: the
-figure then matches reading the text as one stream to within a few thousandths (README).
+figure then matches reading the text as one stream to within a few thousandths (docs/experiments.md).
 
 `evaluate_dynamic` is dynamic evaluation (Krause et al., 2018, "Dynamic Evaluation of Neural Sequence
 Models"): it reads the text once, in order, as one stream, and after scoring each window takes one SGD
@@ -31,8 +31,7 @@ from .errors import CharRNNError
 from .metrics import LN2
 from .model import CharRNN
 
-# Windows of 50 scored 1.1628 on a 10-minute anna model at lr 0.1, 20 scored 1.1605 at 1.6x the time,
-# 100 scored 1.1781 (README).
+# Window and rate chosen in docs/experiments.md, "Dynamic evaluation".
 DYNAMIC_SEQ_LEN = 50
 DYNAMIC_LR = 0.1
 

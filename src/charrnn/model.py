@@ -33,7 +33,7 @@ class ModelConfig:
     vocab_size: int = 0  # 0 until the training text is read: the vocabulary decides it
     cell: str = "lstm"
     hidden: int = 512
-    layers: int = 1  # one wide layer learns faster than two narrow ones in minutes on a CPU (README)
+    layers: int = 1  # one wide layer learns faster than two narrow ones in minutes on a CPU (docs/experiments.md)
     dropout: float = 0.1
     embed_dim: int = 0  # 0: the vocabulary's size up to MAX_AUTO_EMBED, as wide as the notebook's one-hot input
     weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights in training; 0: off

@@ -1,9 +1,9 @@
 """fp32 matrix products through oneDNN on the CPU, for the sampler's per-character step and the
 model's output layer.
 
-torch's own CPU matmul goes through MKL, which on this project's AMD processor (Zen 5) runs at
-about 180-200 GFLOP/s on 2 cores, while oneDNN, the library behind torch's CPU LSTM, reaches
-about 470 on the same shapes (benchmarks/bench_train.py prints both). torch reaches oneDNN's
+torch's own CPU matmul goes through MKL, which on this project's AMD processor runs at less than
+half the speed of oneDNN, the library behind torch's CPU LSTM, on the same shapes
+(benchmarks/bench_train.py prints both). torch reaches oneDNN's
 fp32 inner product only through the ops it registers for its own compiler (`torch.ops.mkldnn`);
 they are not a public API, so `available()` checks once that they exist and agree with
 `torch.mm`, and callers fall back to torch's matmul when they do not.
@@ -45,9 +45,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 class TrainableLinear(torch.autograd.Function):
-    """x @ weight.T + bias with its gradients, all three products through oneDNN: about 2.2 times as fast
-    as torch's (MKL) for the output layer of a training batch here (7.8 against 17.3 ms for 10,000 rows,
-    512 -> 83). The weight is used as it is, unpacked, since it changes every step."""
+    """x @ weight.T + bias with its gradients, all three products through oneDNN (faster than torch's MKL
+    for the output layer of a training batch: benchmarks/RESULTS.md). The weight is used as it is,
+    unpacked, since it changes every step."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

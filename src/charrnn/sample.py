@@ -110,9 +110,9 @@ class _TorchOps:
 
 
 class _CpuBatchOps(_TorchOps):
-    """Batches on the CPU: products through oneDNN (for 512 -> 2048, 4.3x torch's MKL matmul at 8 rows
-    and 2.6x at 64 here, see `onednn`), and tanh as 2*sigmoid(2x) - 1, because torch's CPU tanh is about
-    ten times slower than its sigmoid (167 against 16 microseconds for 64x2048; each extra pass ~4)."""
+    """Batches on the CPU: products through oneDNN (several times torch's MKL matmul at these shapes,
+    see `onednn`), and tanh as 2*sigmoid(2x) - 1, because torch's CPU tanh is about ten times slower
+    than its sigmoid (benchmarks/RESULTS.md)."""
 
     @staticmethod
     def matrix(weight: torch.Tensor, batch: int) -> torch.Tensor:
@@ -159,8 +159,7 @@ class _NumpyOps:
 
 
 # Below this many multiply-adds in a layer's recurrent product (batch x 4 hidden x hidden), the
-# extra calls of `_CpuBatchOps` cost more than they save: at 2x128 it was 0.66x plain torch at batch
-# 2 and 0.91x at 8 (2^19), 1.11x at 16 (2^20); at 2x256 1.03x at batch 2 (2^19), 1.66x at 8.
+# extra calls of `_CpuBatchOps` cost more than they save (bench_sample.py's plain-torch columns).
 _ONEDNN_MIN_MACS = 2**20
 
 
