@@ -189,6 +189,8 @@ def test_eval_without_a_text_scores_the_runs_validation_text(tiny_run):
     assert result.returncode == 0, result.stderr
     best = json.loads(run_main("info", tiny_run, "--json").stdout)["best_val_loss"]
     assert json.loads(result.stdout)["loss"] == pytest.approx(best, abs=1e-4)  # what training measured
+    one_file = next((tiny_run / "checkpoints").glob("*.safetensors"))  # a checkpoint file names its run too
+    assert run_main("eval", one_file, "--json").returncode == 0
 
 
 def test_eval_without_a_text_needs_the_same_training_text(tmp_path, tiny_run):

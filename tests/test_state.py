@@ -7,15 +7,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import charrnn
 from charrnn import state
 from charrnn.batches import BatchSource
+from charrnn.checkpoint import load_tensors
 from charrnn.config import TrainConfig
+from charrnn.dataset import prepare_data
 from charrnn.metrics import read_metrics
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.rundir import RunDir, resolve_checkpoint
+from charrnn.train import StopSignals, Trainer
 
 FORMAT1 = Path(__file__).with_name("fixtures") / "format1"
 QUIET = open(os.devnull, "w")
@@ -89,6 +93,31 @@ def copy_format1_run(tmp_path: Path) -> Path:
     record["train"]["texts"] = [str(text)]
     (run / "run.json").write_text(json.dumps(record))
     return run
+
+
+def test_a_format_1_checkpoint_restores_the_state_this_code_reaches_itself(tmp_path):
+    """Restored from the fixture's step 20, a trainer holds what this code's own trainer holds after the same
+    20 steps: the trained weights, their average, Adam's moments, the carried state and the data position."""
+    old = copy_format1_run(tmp_path)
+    config = replace(TrainConfig.from_json(RunDir(old).read("")["train"]), out=str(tmp_path / "new"))
+    (tmp_path / "new").mkdir()
+    ran = Trainer(config, tmp_path / "new", prepare_data(config), stream=QUIET)
+    ran.run(StopSignals(), resumed=False)
+    restored = Trainer(config, old, prepare_data(config), stream=QUIET)
+    info = RunDir(old).pick("20")
+    restored.restore(info.meta, load_tensors(info))
+    pairs = [(ran.model, restored.model), (ran.parts.average.module, restored.parts.average.module)]
+    for a, b in pairs:
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+    moments = [opt.state_dict()["state"] for opt in (ran.parts.optimizer, restored.parts.optimizer)]
+    for index, values in moments[0].items():
+        for key, value in values.items():
+            torch.testing.assert_close(value, moments[1][index][key], rtol=1e-4, atol=1e-5)
+    for x, y in zip(ran.carried, restored.carried, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+    assert ran.batches.state_dict() == restored.batches.state_dict()
+    assert restored.step == 20 and restored.best_val == pytest.approx(ran.best_val, abs=1e-4)
 
 
 def test_a_format_1_run_samples_and_resumes_as_this_code_would_have_trained_it(tmp_path):
