@@ -85,9 +85,9 @@ def test_find_anna_downloads_from_a_local_server_when_nothing_is_on_disk(tmp_pat
     try:
         monkeypatch.delenv(corpus.ANNA_ENV, raising=False)
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-        monkeypatch.setenv(corpus.GUTENBERG_URL_ENV, f"http://127.0.0.1:{server.server_port}/pg1399.txt")
+        local = f"http://127.0.0.1:{server.server_port}/pg1399.txt"
         monkeypatch.setattr(corpus, "_candidate_anna_paths", lambda: [tmp_path / "cache" / "charrnn" / "anna.txt"])
-        path = corpus.find_anna()
+        path = corpus.find_anna(url=local)
         assert path == tmp_path / "cache" / "charrnn" / "anna.txt"
         assert corpus.read_text(path) == "Happy families are all alike.\n"
         assert corpus.find_anna(download=False) == path  # found in the cache the second time

@@ -23,7 +23,7 @@ from .ensemble import Ensemble, load_ensemble
 from .errors import CharRNNError
 from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
-from .rundir import RunDir, load_model
+from .rundir import RUN_FILE, RunDir, load_model
 from .sample import Sampler
 from .train import resume, train
 from .vocab import Vocab
@@ -178,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a run directory or one checkpoint file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = commands.add_parser("serve", help="serve a trained model over HTTP: a web page and an API")
+    _add_checkpoint_flags(p)
+    _add_ensemble_flag(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one, printed)")
+    p.add_argument("--max-batch", type=int, default=64, help="rows generated together each step")
+    p.add_argument("--max-queue", type=int, default=256, help="rows that may wait for the batch; beyond: 429")
+    p.add_argument("--max-length", type=int, default=5000, help="characters one sample may ask for")
+    p.add_argument("--api-key-file", help="a file of API keys, one a line: every route but / and /health needs one")
+    p.add_argument("--cors-origin", action="append", default=[], help="an origin allowed to call the API (repeat)")
+    p.add_argument("--grace", type=float, default=30.0, help="seconds running requests get to finish on SIGTERM")
+
     p = commands.add_parser("demo", help="train the default model on Anna Karenina and print a sample")
     p.add_argument("--out", default="runs/anna", help="run directory (default runs/anna)")
     p.add_argument("--time-budget", type=duration, default=None, help="training time (default 5m)")
@@ -262,7 +274,7 @@ def run_info(path: Path) -> dict:
     if path.is_dir():
         checkpoints = run_dir.checkpoints()
         if not checkpoints and not run_dir.has_run_file():
-            raise CharRNNError(f"{path}: not a charrnn run directory (no run.json, no checkpoints)")
+            raise CharRNNError(f"{path}: not a charrnn run directory (no {RUN_FILE}, no checkpoints)")
     elif path.exists():
         checkpoints = [ckpt.open_checkpoint(path)]
     else:
@@ -320,7 +332,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info, "demo": cmd_demo}
+def cmd_serve(args) -> int:
+    from .serve_cli import serve  # the serve extra is imported only here
+
+    return serve(args)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "eval": cmd_eval,
+    "info": cmd_info,
+    "serve": cmd_serve,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

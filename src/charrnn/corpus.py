@@ -17,7 +17,6 @@ from typing import TypeVar
 from .errors import CharRNNError
 
 ANNA_ENV = "CHARRNN_ANNA"
-GUTENBERG_URL_ENV = "CHARRNN_GUTENBERG_URL"
 GUTENBERG_ANNA_URL = "https://www.gutenberg.org/cache/epub/1399/pg1399.txt"
 _BINARY_SNIFF_BYTES = 8192
 
@@ -125,8 +124,8 @@ def _cache_dir() -> Path:
     return Path(base) / "charrnn"
 
 
-def find_anna(download: bool = True) -> Path:
-    """Find *Anna Karenina*: $CHARRNN_ANNA, ../shared/data/, the cache, else download it."""
+def find_anna(download: bool = True, url: str = GUTENBERG_ANNA_URL) -> Path:
+    """Find *Anna Karenina*: $CHARRNN_ANNA, ../shared/data/, the cache, else download it from `url`."""
     if os.environ.get(ANNA_ENV):
         path = Path(os.environ[ANNA_ENV])
         if not path.is_file():
@@ -137,7 +136,7 @@ def find_anna(download: bool = True) -> Path:
             return path.resolve()
     if not download:
         raise CharRNNError(f"anna.txt not found; set ${ANNA_ENV} to its path")
-    return download_gutenberg(os.environ.get(GUTENBERG_URL_ENV, GUTENBERG_ANNA_URL), _cache_dir() / "anna.txt")
+    return download_gutenberg(url, _cache_dir() / "anna.txt")
 
 
 def download_gutenberg(url: str, dest: Path, timeout_s: float = 60.0) -> Path:

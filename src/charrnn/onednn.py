@@ -35,12 +35,13 @@ def available() -> bool:
 def pack(weight: torch.Tensor, batch: int) -> torch.Tensor:
     """`weight` (out_features, in_features), reordered once into oneDNN's layout for products with
     `batch` rows (the layout depends on it); the result is only for `linear`."""
-    return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), batch)
+    return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), batch)  # (weight, batch_size)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """x @ weight.T (+ bias), a new tensor; `weight` is (out_features, in_features) as it is, or what
     `pack` made of it (faster when the same weight serves many products of one batch size)."""
+    # _linear_pointwise(input, weight, bias, attr, scalars, algorithm): "none" fuses no activation after it
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 

@@ -349,8 +349,15 @@ class Sampler:
         with torch.inference_mode():
             self._step = EnsembleStep(model) if isinstance(model, Ensemble) else RecurrentStep(model)
 
-    def _warm(self, prime: str, num_samples: int) -> tuple[torch.Tensor, State]:
-        """State after all but the last prime character, and that last character (batch of them)."""
+    @property
+    def step(self) -> RecurrentStep | EnsembleStep:
+        """The per-character step this sampler runs (`start`, then call it once a character)."""
+        return self._step
+
+    @torch.inference_mode()
+    def warm(self, prime: str, num_samples: int = 1) -> tuple[torch.Tensor, State]:
+        """State after all but the last prime character, and that last character (batch of them): where
+        sampling starts. An empty prime starts from a newline (or the vocabulary's first character)."""
         if not prime:
             prime = "\n" if "\n" in self.vocab.chars else self.vocab.chars[0]
         ids = torch.as_tensor(self.vocab.encode(prime).astype("int64"), device=self.device)
@@ -374,7 +381,7 @@ class Sampler:
             raise CharRNNError(f"num_samples (--num-samples) must be positive, got {num_samples}")
         seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         with torch.inference_mode():
-            ids, state = self._warm(prime, num_samples)
+            ids, state = self.warm(prime, num_samples)
             buffers = self._step.start(state)
         if buffers["ops"] is _NumpyOps:
             return self._row_steps(ids.numpy().copy(), buffers, max_new_chars, options, np.random.default_rng(seed))

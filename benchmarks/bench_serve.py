@@ -1,0 +1,162 @@
+"""Serving throughput and latency: `charrnn serve` on 127.0.0.1 against 1, 8 and 64 streaming clients.
+
+For each model size (the default 1x512 and the notebook's 2x512; untrained weights, which cost the
+same as trained ones) and each client count: every client streams 500 characters after a
+100-character prime; printed are the aggregate characters a second, the time to the first character
+(p50/p99) and the time between characters (p50/p99). Beside them, in the same run: `generate_many`
+offline with as many samples (the bound batching can reach) and the same server with batching off
+(`--max-batch 1`: one request at a time, as a plain wrapper around a sampler serves). Then memory:
+the server's RSS after request 1,000 and after request 10,000 of short requests.
+Loopback only; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+import charrnn
+
+from common import CORPORA, print_table, save_results
+
+SIZES = {"1x512": ["--hidden", "512", "--layers", "1"], "2x512": ["--hidden", "512", "--layers", "2"]}
+PRIME_CHARS, NEW_CHARS = 100, 500
+
+
+def make_run(size: str, workdir: Path) -> Path:
+    out = workdir / size
+    argv = [sys.executable, "-m", "charrnn", "train", str(CORPORA["anna"]), "--out", str(out), *SIZES[size]]
+    subprocess.run([*argv, "--max-steps", "1", "--val-fraction", "0.01"], check=True, capture_output=True)
+    return out
+
+
+class Server:
+    def __init__(self, run: Path, *flags: str):
+        argv = [sys.executable, "-m", "charrnn", "serve", str(run), "--port", "0", *flags]
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.url = self.process.stdout.readline().split(" on ")[1].split()[0].rstrip("/")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+async def one_client(client: httpx.AsyncClient, prime: str, seed: int) -> dict:
+    start = time.perf_counter()
+    arrivals = []  # (time, characters) per event
+    body = {"prime": prime, "max_new_chars": NEW_CHARS, "seed": seed, "temperature": 0.8}
+    async with client.stream("POST", "/generate/stream", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and '"text"' in line:
+                arrivals.append((time.perf_counter(), len(json.loads(line[6:])["text"])))
+    gaps = [(b[0] - a[0]) / max(b[1], 1) for a, b in itertools.pairwise(arrivals)]
+    return {"first": arrivals[0][0] - start, "gaps": gaps, "chars": sum(n for _, n in arrivals), "end": arrivals[-1][0]}
+
+
+async def clients(url: str, count: int, prime: str) -> dict:
+    limits = httpx.Limits(max_connections=count + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        start = time.perf_counter()
+        results = await asyncio.gather(*(one_client(client, prime, seed) for seed in range(count)))
+    end = max(r["end"] for r in results)
+    firsts = sorted(r["first"] for r in results)
+    gaps = sorted(g for r in results for g in r["gaps"]) or [float("nan")]
+    return {
+        "chars_per_s": sum(r["chars"] for r in results) / (end - start),
+        "first_p50": statistics.median(firsts),
+        "first_p99": firsts[min(len(firsts) - 1, int(0.99 * len(firsts)))],
+        "gap_p50": statistics.median(gaps),
+        "gap_p99": gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))],
+    }
+
+
+def offline_chars_per_s(run: Path, count: int, prime: str) -> float:
+    sampler = charrnn.load(run)
+    sampler.generate_many(prime, 20, num_samples=count, seed=0)  # warm-up
+    start = time.perf_counter()
+    sampler.generate_many(prime, NEW_CHARS, num_samples=count, seed=0, temperature=0.8)
+    return count * NEW_CHARS / (time.perf_counter() - start)
+
+
+def memory_growth(url: str, server: Server, requests: int) -> tuple[float, float]:
+    """RSS after request 1,000 and after the last of `requests` short requests, one after another."""
+    at_1000 = float("nan")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for index in range(1, requests + 1):
+            client.post("/generate", json={"prime": "The", "max_new_chars": 5, "seed": index}).raise_for_status()
+            if index == 1000:
+                at_1000 = server.rss_mb()
+    return at_1000, server.rss_mb()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--clients", default="1,8,64")
+    parser.add_argument("--memory-requests", type=int, default=10_000)
+    args = parser.parse_args()
+    prime = CORPORA["anna"].read_text(encoding="utf-8")[5000 : 5000 + PRIME_CHARS]
+    counts = [int(c) for c in args.clients.split(",")]
+    rows, memory = [], []
+    with tempfile.TemporaryDirectory(prefix="charrnn-serve-") as workdir:
+        for size in args.sizes.split(","):
+            run = make_run(size, Path(workdir))
+            batched = Server(run, "--max-batch", str(max(counts)), "--max-queue", "1024")
+            unbatched = Server(run, "--max-batch", "1", "--max-queue", "1024")
+            try:
+                for count in counts:
+                    served = asyncio.run(clients(batched.url, count, prime))
+                    alone = asyncio.run(clients(unbatched.url, count, prime))
+                    offline = offline_chars_per_s(run, count, prime)
+                    rows.append({"size": size, "clients": count, **served, "offline": offline,
+                                 "unbatched": alone["chars_per_s"]})  # fmt: skip
+                if args.memory_requests:
+                    memory.append((size, *memory_growth(batched.url, batched, args.memory_requests)))
+            finally:
+                batched.close()
+                unbatched.close()
+    print_table(
+        ["size", "clients", "chars/s", "offline generate_many", "of offline", "batching off", "vs off",
+         "first char p50 ms", "p99 ms", "per char p50 ms", "p99 ms"],
+        [[r["size"], r["clients"], f"{r['chars_per_s']:,.0f}", f"{r['offline']:,.0f}",
+          f"{r['chars_per_s'] / r['offline']:.0%}", f"{r['unbatched']:,.0f}", f"{r['chars_per_s'] / r['unbatched']:.1f}x",
+          f"{r['first_p50'] * 1e3:.0f}", f"{r['first_p99'] * 1e3:.0f}", f"{r['gap_p50'] * 1e3:.2f}",
+          f"{r['gap_p99'] * 1e3:.2f}"] for r in rows],
+        title=f"charrnn serve: streaming clients, {NEW_CHARS} characters each after a {PRIME_CHARS}-character prime",
+    )  # fmt: skip
+    if memory:
+        print_table(
+            ["size", "RSS after request 1,000 MB", f"after request {args.memory_requests:,} MB", "growth MB"],
+            [[m[0], f"{m[1]:.0f}", f"{m[2]:.0f}", f"{m[2] - m[1]:+.0f}"] for m in memory],
+            title="server memory over many short requests",
+        )
+    save_results("serve", {"rows": rows, "memory": memory})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,418 @@
+"""The FastAPI app: the page, the JSON and streaming APIs, OpenAI's completions shape, health, metrics.
+
+`create_app` loads the model in the background at startup (`/health` answers 503 until it is ready)
+and hands every request to one `Scheduler` thread. A stream's generator frees its rows in `finally`,
+which runs when the client goes away (uvicorn cancels the response), so an abandoned request stops
+costing a row within a tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from ..errors import CharRNNError
+from ..metrics import read_metrics
+from ..model import count_parameters
+from ..rundir import RunDir
+from ..sample import Sampler, SamplingOptions
+from .scheduler import Busy, Job, Scheduler
+from .schemas import CompletionRequest, GenerateRequest, cap_errors, stop_errors
+from .scoring import score_text
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    max_batch: int = 64  # rows advanced together each tick
+    max_queue: int = 256  # rows waiting for a place in the batch; beyond: 429
+    max_length: int = 5000  # characters one sample may ask for
+    max_prime: int = 10_000  # characters of prime or prompt
+    max_body: int = 64 * 1024  # bytes of request body
+    ping_s: float = 10.0  # a comment line on an idle stream, so proxies keep it open
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if value <= 0:
+                raise CharRNNError(f"{name} (--{name.replace('_', '-')}) must be positive, got {value}")
+
+
+class _Loaded:
+    """What the app serves once loading has finished."""
+
+    def __init__(self, sampler: Sampler, infos: list, scheduler: Scheduler, name: str):
+        self.sampler, self.infos, self.scheduler, self.name = sampler, infos, scheduler, name
+
+
+class _Metrics:
+    def __init__(self, limits: ServeLimits):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "charrnn_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+        )
+        self.chars = Counter("charrnn_chars_generated", "characters generated", registry=r)
+        self.queue = Gauge("charrnn_queue_rows", "rows waiting for a place in the batch", registry=r)
+        self.active = Gauge("charrnn_active_rows", "rows in the running batch", registry=r)
+        buckets = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, limits.max_batch})
+        self.occupancy = Histogram("charrnn_batch_rows", "rows advanced per tick", buckets=buckets, registry=r)
+        self.latency = Histogram("charrnn_request_seconds", "time from request to its last character", registry=r)
+        self.first = Histogram("charrnn_first_char_seconds", "time from request to its first character", registry=r)
+
+
+def create_app(
+    paths: Sequence[str | os.PathLike],
+    checkpoint: str = "best",
+    device: str = "cpu",
+    limits: ServeLimits | None = None,
+    api_keys: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """The app serving the run(s) at `paths` (more than one: their ensemble)."""
+    limits = limits or ServeLimits()
+    metrics = _Metrics(limits)
+    holder: dict = {}  # "loaded" once ready, "error" if loading failed
+
+    def load() -> None:
+        from .. import load as load_sampler
+
+        try:
+            sampler = load_sampler(paths[0] if len(paths) == 1 else list(paths), checkpoint, device)
+        except CharRNNError as exc:
+            holder["error"] = str(exc)
+            return
+        scheduler = Scheduler(sampler, limits.max_batch, limits.max_queue, metrics.occupancy.observe)
+        scheduler.start()
+        metrics.queue.set_function(lambda: scheduler.queued_rows)
+        metrics.active.set_function(lambda: scheduler.active_rows)
+        infos = sampler.info if isinstance(sampler.info, list) else [sampler.info]
+        holder["loaded"] = _Loaded(sampler, infos, scheduler, " + ".join(Path(p).name for p in paths))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        threading.Thread(target=load, name="charrnn-load", daemon=True).start()
+        yield
+        if "loaded" in holder:
+            holder["loaded"].scheduler.stop()
+
+    app = FastAPI(title="charrnn", description="Character-level RNN text generation.", lifespan=lifespan)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
+    keys = frozenset(api_keys)
+
+    @app.middleware("http")
+    async def count_and_cap(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_body:
+            response: Response = JSONResponse({"detail": f"body over {limits.max_body} bytes"}, status_code=413)
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.requests.labels(getattr(route, "path", "other"), str(response.status_code)).inc()
+        return response
+
+    def authorized(request: Request) -> None:
+        if keys and request.headers.get("authorization", "").removeprefix("Bearer ").strip() not in keys:
+            raise HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
+
+    def ready() -> _Loaded:
+        if "loaded" not in holder:
+            raise HTTPException(503, holder.get("error", "the model is loading"))
+        return holder["loaded"]
+
+    guarded = [Depends(authorized)]
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files("charrnn.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        if "loaded" in holder:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "error" if "error" in holder else "loading", **holder}, status_code=503)
+
+    @app.get("/info", dependencies=guarded)
+    def info() -> dict:
+        loaded = ready()
+        members = [
+            {
+                "checkpoint": i.name,
+                "step": i.step,
+                "val_loss": i.val_loss,
+                "best_val_loss": i.meta.get("best_val_loss"),
+                "model": i.meta["model"],
+            }
+            for i in loaded.infos
+        ]
+        return {
+            "name": loaded.name,
+            "parameters": count_parameters(loaded.sampler.model),
+            "vocab": "".join(loaded.sampler.vocab.chars),
+            "members": members,
+            "limits": asdict(limits),
+        }
+
+    @app.get("/curves", dependencies=guarded)
+    def curves() -> dict:
+        """Each member's training and validation loss by step, for the page's plot (at most 500 points)."""
+        loaded = ready()
+        out = []
+        for i in loaded.infos:
+            path = RunDir.of(i.meta_path).metrics_file
+            rows = read_metrics(path) if path.is_file() else []
+            stride = max(1, len(rows) // 500)
+            train = [[int(r["step"]), float(r["train_loss"])] for r in rows[::stride]]
+            val = [[int(r["step"]), float(r["val_loss"])] for r in rows if r["val_loss"]]
+            out.append({"checkpoint": i.name, "train": train, "val": val})
+        return {"runs": out}
+
+    @app.get("/v1/models", dependencies=guarded)
+    def models() -> dict:
+        loaded = ready()
+        return {"object": "list", "data": [{"id": loaded.name, "object": "model", "owned_by": "charrnn"}]}
+
+    @app.get("/metrics", include_in_schema=False, dependencies=guarded)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def submit(loaded: _Loaded, job: Job) -> asyncio.Event:
+        """Queue the job; its events wake the returned asyncio.Event."""
+        loop, woken = asyncio.get_running_loop(), asyncio.Event()
+        job.wake = lambda: loop.call_soon_threadsafe(woken.set)
+        try:
+            loaded.scheduler.submit(job)
+        except Busy:
+            retry = str(max(1, round(limits.max_length / 1000)))
+            raise HTTPException(429, "busy: the batch and the queue are full", headers={"Retry-After": retry}) from None
+        except CharRNNError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return woken
+
+    def make_job(loaded: _Loaded, body: GenerateRequest) -> Job:
+        errors = cap_errors(
+            {
+                "max_new_chars": (body.max_new_chars, limits.max_length),
+                "num_samples": (body.num_samples, limits.max_batch),
+                "prime": (len(body.prime), limits.max_prime),
+            }
+        )
+        errors += stop_errors(body.stop)
+        try:
+            loaded.sampler.vocab.encode(body.prime)
+        except CharRNNError as exc:  # names the characters the model never saw
+            errors.append({"loc": ["body", "prime"], "msg": str(exc), "type": "value_error"})
+        if errors:
+            raise HTTPException(422, errors)
+        try:
+            options = SamplingOptions(body.temperature, body.top_k, body.top_p, body.greedy)
+        except CharRNNError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return Job(
+            body.prime, body.max_new_chars, options, body.seed, body.num_samples, tuple(body.stop), body.logprobs
+        )
+
+    async def events(job: Job, woken: asyncio.Event, request: Request | None) -> AsyncIterator[tuple | None]:
+        """The job's events as they come; None when idle for a ping's time. Cancels the job if left early."""
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(woken.wait(), timeout=limits.ping_s)
+                except TimeoutError:
+                    if request is not None and await request.is_disconnected():
+                        return
+                    yield None
+                    continue
+                woken.clear()
+                while job.events:
+                    event = job.events.popleft()
+                    yield event
+                    if event[0] in ("end", "error"):
+                        return
+        finally:
+            job.cancel()  # a no-op once the job has ended; frees its rows if the client left
+
+    def timings(job: Job) -> dict:
+        now = time.perf_counter()
+        started = job.started or now
+        first = job.first_char or now
+        metrics.latency.observe(now - job.created)
+        metrics.first.observe(first - job.created)
+        return {
+            "queued_s": started - job.created,
+            "first_char_s": first - job.created,
+            "total_s": now - job.created,
+        }
+
+    async def collect(job: Job, woken: asyncio.Event, request: Request) -> dict:
+        texts, reasons, logprobs = (
+            [""] * job.num_samples,
+            [None] * job.num_samples,
+            [[] for _ in range(job.num_samples)],
+        )
+        made = [0] * job.num_samples
+        async for event in events(job, woken, request):
+            if event is None:
+                continue
+            if event[0] == "error":
+                raise HTTPException(500, event[1])
+            if event[0] == "text":
+                _, index, text, entry = event
+                texts[index] += text
+                if entry:
+                    logprobs[index].append(entry)
+            elif event[0] == "done":
+                _, index, reason, count = event
+                reasons[index], made[index] = reason, count
+        metrics.chars.inc(sum(made))
+        return {"texts": texts, "finish_reasons": reasons, "logprobs": logprobs, "made": made}
+
+    @app.post("/generate", dependencies=guarded)
+    async def generate(body: GenerateRequest, request: Request) -> dict:
+        loaded = ready()
+        job = make_job(loaded, body)
+        result = await collect(job, submit(loaded, job), request)
+        out = {
+            "texts": result["texts"],
+            "finish_reasons": result["finish_reasons"],
+            "usage": {"prime_chars": len(body.prime), "generated_chars": sum(result["made"])},
+            "timings": timings(job),
+        }
+        if body.logprobs:
+            out["logprobs"] = result["logprobs"]
+        return out
+
+    def sse(data: dict, event: str | None = None) -> str:
+        head = f"event: {event}\n" if event else ""
+        return f"{head}data: {json.dumps(data)}\n\n"
+
+    @app.post("/generate/stream", dependencies=guarded)
+    async def generate_stream(body: GenerateRequest) -> StreamingResponse:
+        loaded = ready()
+        job = make_job(loaded, body)
+        woken = submit(loaded, job)
+
+        async def stream() -> AsyncIterator[str]:
+            reasons, made = [None] * job.num_samples, [0] * job.num_samples
+            async for event in events(job, woken, None):
+                if event is None:
+                    yield ": ping\n\n"
+                elif event[0] == "text":
+                    _, index, text, entry = event
+                    yield sse({"index": index, "text": text, **({"logprobs": entry} if entry else {})})
+                elif event[0] == "done":
+                    reasons[event[1]], made[event[1]] = event[2], event[3]
+                elif event[0] == "error":
+                    yield sse({"error": event[1]}, "error")
+                elif event[0] == "end":
+                    metrics.chars.inc(sum(made))
+                    usage = {"prime_chars": len(body.prime), "generated_chars": sum(made)}
+                    yield sse({"finish_reasons": reasons, "usage": usage, "timings": timings(job)}, "done")
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=_STREAM_HEADERS)
+
+    @app.post("/v1/completions", dependencies=guarded)
+    async def completions(body: CompletionRequest, request: Request):
+        loaded = ready()
+        try:
+            prompt = body.prompt_text()
+        except ValueError as exc:
+            raise HTTPException(422, [{"loc": ["body", "prompt"], "msg": str(exc), "type": "value_error"}]) from None
+        stops = body.stops()
+        errors = stop_errors(stops)
+        if errors:
+            raise HTTPException(422, errors)
+        generate_body = GenerateRequest(
+            prime=prompt, max_new_chars=body.max_tokens, temperature=body.temperature, top_p=body.top_p,
+            top_k=body.top_k, seed=body.seed, num_samples=body.n, stop=stops, logprobs=body.logprobs or 0,
+        )  # fmt: skip
+        job = make_job(loaded, generate_body)
+        echoed = None
+        if body.echo:
+            echoed = await asyncio.to_thread(score_text, loaded.sampler, prompt, body.logprobs or 0)
+        woken = submit(loaded, job)
+        meta = {"id": f"cmpl-{os.urandom(8).hex()}", "created": int(time.time()), "model": loaded.name}
+        if body.stream:
+            return StreamingResponse(
+                _completion_chunks(job, woken, events, meta, prompt if body.echo else None, echoed, body.logprobs),
+                media_type="text/event-stream",
+                headers=_STREAM_HEADERS,
+            )
+        result = await collect(job, woken, request)
+        choices = []
+        for index in range(job.num_samples):
+            text = result["texts"][index]
+            logprobs = None
+            if body.logprobs is not None:
+                logprobs = _openai_logprobs(result["logprobs"][index], echoed, len(prompt) if body.echo else 0)
+            choices.append({
+                "text": (prompt if body.echo else "") + text,
+                "index": index,
+                "logprobs": logprobs,
+                "finish_reason": result["finish_reasons"][index],
+            })  # fmt: skip
+        completion_chars = sum(result["made"])
+        usage = {"prompt_tokens": len(prompt), "completion_tokens": completion_chars}
+        usage["total_tokens"] = usage["prompt_tokens"] + completion_chars
+        timings(job)
+        return {**meta, "object": "text_completion", "choices": choices, "usage": usage}
+
+    return app
+
+
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _openai_logprobs(entries: list[dict], echoed: dict | None, offset_start: int) -> dict:
+    """OpenAI's legacy logprobs object from per-character entries (after the echoed prompt's, if any)."""
+    tokens, token_logprobs, top, offsets = [], [], [], []
+    if echoed is not None:
+        tokens, token_logprobs, top = (
+            list(echoed["tokens"]),
+            list(echoed["token_logprobs"]),
+            list(echoed["top_logprobs"]),
+        )
+        offsets = list(range(len(tokens)))
+    for k, entry in enumerate(entries):
+        tokens.append(entry["char"])
+        token_logprobs.append(entry["logprob"])
+        top.append(dict(entry["top"]))
+        offsets.append(offset_start + k)
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets}
+
+
+async def _completion_chunks(job, woken, events, meta, echo_prompt, echoed, logprobs) -> AsyncIterator[str]:
+    """OpenAI's streamed completion chunks, then `data: [DONE]`."""
+
+    def chunk(index: int, text: str, reason, entries) -> str:
+        lp = _openai_logprobs(entries, None, 0) if logprobs is not None and entries is not None else None
+        choice = {"text": text, "index": index, "logprobs": lp, "finish_reason": reason}
+        return f"data: {json.dumps({**meta, 'object': 'text_completion', 'choices': [choice]})}\n\n"
+
+    if echo_prompt:
+        for index in range(job.num_samples):
+            yield chunk(index, echo_prompt, None, None)
+    async for event in events(job, woken, None):
+        if event is None:
+            yield ": ping\n\n"
+        elif event[0] == "text":
+            _, index, text, entry = event
+            yield chunk(index, text, None, [entry] if entry else [])
+        elif event[0] == "done":
+            yield chunk(event[1], "", event[2], [])
+        elif event[0] == "error":
+            yield f"data: {json.dumps({'error': {'message': event[1], 'type': 'server_error'}})}\n\n"
+        elif event[0] == "end":
+            yield "data: [DONE]\n\n"

@@ -1,0 +1,85 @@
+"""The request bodies the server accepts: unknown fields, wrong types and out-of-range values are 422s
+that name the field (FastAPI's validation). Caps that depend on the server's flags are checked by
+`check_caps` against its `ServeLimits`, in the same shape."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_STOPS = 4
+MAX_STOP_CHARS = 64
+MAX_LOGPROBS = 10
+MAX_SEED = 2**63 - 1
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prime: str = Field("", description="text to start from (not repeated in the output)")
+    max_new_chars: int = Field(200, ge=0, description="characters to generate, at most the server's --max-length")
+    temperature: float = Field(1.0, ge=0.0, le=100.0, description="0 or greedy: always the likeliest")
+    top_k: int = Field(0, ge=0, description="sample among the k likeliest characters; 0: all")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="sample among the likeliest holding p of the mass")
+    greedy: bool = False
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the same seed gives the same text when served alone")
+    num_samples: int = Field(1, ge=1, description="samples drawn together, each a row of the batch")
+    stop: list[str] = Field(
+        default_factory=list, max_length=MAX_STOPS, description="strings that end a sample; not included"
+    )
+    logprobs: int = Field(0, ge=0, le=MAX_LOGPROBS, description="the top N characters' log-probabilities per step")
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI's completions request, for characters: a token is one character."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    prompt: str | list[str] = ""
+    max_tokens: int = Field(16, ge=0)
+    temperature: float = Field(1.0, ge=0.0, le=100.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    n: int = Field(1, ge=1)
+    stream: bool = False
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+    echo: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    user: str | None = None
+    # OpenAI's sampling knobs a character model has no use for: accepted at their neutral values only.
+    presence_penalty: float = Field(0.0, ge=0.0, le=0.0)
+    frequency_penalty: float = Field(0.0, ge=0.0, le=0.0)
+    best_of: int | None = Field(None, ge=1, le=1)
+
+    def prompt_text(self) -> str:
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise ValueError("prompt: one prompt per request")
+        return self.prompt[0]
+
+    def stops(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+def cap_errors(field_values: dict[str, tuple[int, int]]) -> list[dict]:
+    """FastAPI-shaped 422 entries for each field whose value passes its cap: {field: (value, cap)}."""
+    return [
+        {"loc": ["body", name], "msg": f"must be at most {cap} on this server, got {value}", "type": "less_than_equal"}
+        for name, (value, cap) in field_values.items()
+        if value > cap
+    ]
+
+
+def stop_errors(stops: list[str], field: str = "stop") -> list[dict]:
+    errors = []
+    if len(stops) > MAX_STOPS:
+        errors.append({"loc": ["body", field], "msg": f"at most {MAX_STOPS} stop strings", "type": "too_long"})
+    for index, stop in enumerate(stops):
+        if not 1 <= len(stop) <= MAX_STOP_CHARS:
+            msg = f"a stop string is 1 to {MAX_STOP_CHARS} characters"
+            errors.append({"loc": ["body", field, index], "msg": msg, "type": "string_length"})
+    return errors

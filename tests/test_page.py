@@ -1,0 +1,62 @@
+"""The served page in a real browser: Playwright driving Debian's Chromium, headless, against `charrnn serve`."""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from test_serve import start_server, stop_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(os.environ.get("CHARRNN_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("no chromium on PATH: .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def test_generate_streams_into_the_page_and_stop_frees_the_row(browser, tiny_run):
+    server = start_server(tiny_run, "--max-length", 200_000)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#card table")  # the model card from /info
+        page.fill("#prime", "The ")
+        page.fill("#length", "200000")
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#generated').textContent.length > 0")
+        first = len(page.text_content("#generated"))
+        page.wait_for_function(f"document.querySelector('#generated').textContent.length > {first}")
+        assert "pieces" in page.text_content("#status")  # more than one piece arrived
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
+        assert server.active_rows() == 1
+        page.click("#stop")
+        page.wait_for_function("document.querySelector('#status').textContent.startsWith('stopped')")
+        deadline = time.monotonic() + 5
+        while server.active_rows() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.active_rows() == 0
+        page.close()
+    finally:
+        stop_server(server)

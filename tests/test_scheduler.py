@@ -1,0 +1,134 @@
+"""The continuous-batching scheduler alone, in this process: rows, seeds, stop strings, cancelling, limits."""
+
+import time
+
+import pytest
+
+import charrnn
+from charrnn.sample import SamplingOptions
+from charrnn.serve.scheduler import Busy, Job, Scheduler, StopMatcher
+
+
+def drain(job: Job, timeout: float = 30.0) -> dict:
+    """Wait for the job's end; its texts, finish reasons and logprob entries by row."""
+    texts, reasons, entries = {}, {}, {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while job.events:
+            event = job.events.popleft()
+            if event[0] == "text":
+                texts[event[1]] = texts.get(event[1], "") + event[2]
+                if event[3]:
+                    entries.setdefault(event[1], []).append(event[3])
+            elif event[0] == "done":
+                reasons[event[1]] = event[2]
+            elif event[0] == "end":
+                return {"texts": texts, "reasons": reasons, "entries": entries}
+            elif event[0] == "error":
+                raise AssertionError(event[1])
+        time.sleep(0.002)
+    raise AssertionError("the job did not end in time")
+
+
+@pytest.fixture
+def scheduler(tiny_run):
+    s = Scheduler(charrnn.load(tiny_run), max_batch=4, max_queue=2)
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_a_seeded_job_alone_is_what_the_sampler_gives(tiny_run, scheduler):
+    options = dict(temperature=0.8, top_k=5, top_p=0.9)
+    want = charrnn.load(tiny_run).generate("The ", 120, seed=11, **options)
+    job = Job("The ", 120, SamplingOptions(**options), seed=11)
+    scheduler.submit(job)
+    assert drain(job) == {"texts": {0: want}, "reasons": {0: "length"}, "entries": {}}
+
+
+def test_jobs_share_the_batch_and_each_row_ends_by_itself(scheduler):
+    jobs = [Job("A", n, SamplingOptions(), seed=n, num_samples=2 if n == 30 else 1) for n in (10, 30, 50)]
+    for job in jobs:
+        scheduler.submit(job)
+    results = [drain(job) for job in jobs]
+    assert [sorted(len(t) for t in r["texts"].values()) for r in results] == [[10], [30, 30], [50]]
+    assert all(set(r["reasons"].values()) == {"length"} for r in results)
+    assert results[1]["texts"][0] != results[1]["texts"][1]  # two rows, two generators
+    assert scheduler.active_rows == 0
+
+
+def test_a_stop_string_ends_the_row_and_is_left_out(tiny_run, scheduler):
+    greedy = charrnn.load(tiny_run).generate("The ", 200, greedy=True)
+    stop = greedy[40:43]
+    job = Job("The ", 200, SamplingOptions(greedy=True), stop=(stop,))
+    scheduler.submit(job)
+    result = drain(job)
+    assert result["texts"].get(0, "") == greedy[: greedy.index(stop)] and result["reasons"] == {0: "stop"}
+
+
+def test_a_cancelled_job_frees_its_rows_at_the_next_tick(scheduler):
+    job = Job("A", 10**6, SamplingOptions(), num_samples=3)
+    scheduler.submit(job)
+    deadline = time.monotonic() + 10
+    while scheduler.active_rows < 3 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert scheduler.active_rows == 3
+    job.cancel()
+    assert set(drain(job)["reasons"].values()) == {"cancelled"}
+    assert scheduler.active_rows == 0
+
+
+def test_beyond_the_batch_and_the_queue_is_busy(scheduler):
+    long = [Job("A", 10**6, SamplingOptions(), num_samples=n) for n in (4, 2)]
+    for job in long:
+        scheduler.submit(job)  # four rows running, two waiting
+    with pytest.raises(Busy):
+        scheduler.submit(Job("A", 5, SamplingOptions()))
+    for job in long:
+        job.cancel()
+    for job in long:
+        drain(job)
+    small = Job("A", 5, SamplingOptions())
+    scheduler.submit(small)
+    assert drain(small)["reasons"] == {0: "length"}
+
+
+def test_logprobs_rank_the_likeliest_and_include_the_choice(scheduler):
+    job = Job("The ", 20, SamplingOptions(greedy=True), logprobs=3)
+    scheduler.submit(job)
+    entries = drain(job)["entries"][0]
+    assert len(entries) == 20
+    for entry in entries:
+        tops = [lp for _, lp in entry["top"]]
+        assert tops == sorted(tops, reverse=True) and len(tops) == 3
+        assert entry["top"][0][0] == entry["char"] and entry["logprob"] == pytest.approx(tops[0]) and tops[0] <= 0
+
+
+def test_zero_characters_and_an_unknown_prime(scheduler):
+    empty = Job("The", 0, SamplingOptions())
+    scheduler.submit(empty)
+    assert drain(empty) == {"texts": {}, "reasons": {0: "length"}, "entries": {}}
+    bad = Job("☃", 5, SamplingOptions())
+    scheduler.submit(bad)
+    with pytest.raises(AssertionError, match="not in the model's vocabulary"):
+        drain(bad)
+
+
+@pytest.mark.parametrize(
+    "stops, pieces, want",
+    [
+        (("\n\n",), ["ab", "\n", "c"], ["ab", "", "\nc"]),  # a newline is held until the next shows it is no stop
+        (("\n\n",), ["ab\n", "\nzz"], ["ab", ""]),
+        (("END",), ["xxE", "N", "D", "more"], ["xx", "", ""]),
+        (("ab", "b"), ["xab"], ["x"]),  # the earliest stop wins
+        ((), ["any", "text"], ["any", "text"]),
+    ],
+)
+def test_stop_matcher_holds_back_only_what_may_be_a_stop(stops, pieces, want):
+    matcher, got = StopMatcher(stops), []
+    for piece in pieces:
+        out, stopped = matcher.push(piece)
+        got.append(out)
+        if stopped:
+            break
+    assert got == want
