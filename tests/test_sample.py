@@ -8,7 +8,7 @@ from charrnn import onednn
 from charrnn import sample as sample_module
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import RecurrentStep, Sampler, SamplingOptions, pick_next, pick_next_row
+from charrnn.sample import RecurrentStep, Sampler, SamplingOptions, pick_next, pick_next_row, pick_next_rows
 from charrnn.vocab import Vocab
 
 VOCAB = Vocab.from_text("abcdefghij \n")
@@ -173,3 +173,29 @@ def test_recurrent_step_tabulates_the_first_layer_per_character():
     s = sampler()
     assert isinstance(s._step, RecurrentStep)
     assert s._step.weights["table"][0].shape == (len(VOCAB), 4 * 24)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.lists(
+        st.tuples(st.floats(0.05, 3.0), st.integers(0, 12), st.floats(0.05, 1.0), st.booleans()), min_size=1, max_size=6
+    ),
+)
+def test_picking_rows_together_equals_picking_each_alone(seed, rows):
+    """The server's batched choice gives each row what `pick_next_row` gives it with the same draw."""
+    gen = np.random.default_rng(seed)
+    logits = (gen.standard_normal((len(rows), 10)) * 3).astype(np.float32)
+    options = [SamplingOptions(temperature=t, top_k=k, top_p=p, greedy=g) for t, k, p, g in rows]
+    alone = [pick_next_row(logits[i], o, np.random.default_rng([seed, i])) for i, o in enumerate(options)]
+    draws = np.array(
+        [np.nan if o.is_greedy else np.random.default_rng([seed, i]).random() for i, o in enumerate(options)]
+    )
+    together = pick_next_rows(
+        logits,
+        np.array([o.temperature for o in options]),
+        np.array([o.top_k for o in options]),
+        np.array([o.top_p for o in options]),
+        draws,
+    )
+    assert together.tolist() == alone

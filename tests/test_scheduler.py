@@ -5,6 +5,7 @@ import time
 import pytest
 
 import charrnn
+from charrnn.errors import CharRNNError
 from charrnn.sample import SamplingOptions
 from charrnn.serve.scheduler import Busy, Job, Scheduler, StopMatcher
 
@@ -18,8 +19,7 @@ def drain(job: Job, timeout: float = 30.0) -> dict:
             event = job.events.popleft()
             if event[0] == "text":
                 texts[event[1]] = texts.get(event[1], "") + event[2]
-                if event[3]:
-                    entries.setdefault(event[1], []).append(event[3])
+                entries.setdefault(event[1], []).extend(event[3])
             elif event[0] == "done":
                 reasons[event[1]] = event[2]
             elif event[0] == "end":
@@ -43,7 +43,7 @@ def test_a_seeded_job_alone_is_what_the_sampler_gives(tiny_run, scheduler):
     want = charrnn.load(tiny_run).generate("The ", 120, seed=11, **options)
     job = Job("The ", 120, SamplingOptions(**options), seed=11)
     scheduler.submit(job)
-    assert drain(job) == {"texts": {0: want}, "reasons": {0: "length"}, "entries": {}}
+    assert drain(job) == {"texts": {0: want}, "reasons": {0: "length"}, "entries": {0: []}}
 
 
 def test_jobs_share_the_batch_and_each_row_ends_by_itself(scheduler):
@@ -132,3 +132,35 @@ def test_stop_matcher_holds_back_only_what_may_be_a_stop(stops, pieces, want):
         if stopped:
             break
     assert got == want
+
+
+def test_a_failing_model_loop_tells_every_job_and_takes_no_more(tiny_run):
+    sampler = charrnn.load(tiny_run)
+    s = Scheduler(sampler, max_batch=4, max_queue=8)
+    calls = []
+
+    def broken_step(ids, buffers):
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    s.sampler = type("Broken", (), {"step": staticmethod(broken_step), "warm_many": sampler.warm_many,
+                                     "vocab": sampler.vocab, "device": sampler.device})()  # fmt: skip
+    s.sampler.step.start = sampler.step.start
+    jobs = [Job("A", 50, SamplingOptions(), num_samples=2) for _ in range(3)]  # two run, one waits
+    for job in jobs:
+        s.submit(job)
+    s.start()
+    for job in jobs:
+        with pytest.raises(AssertionError, match="the model loop failed: RuntimeError"):
+            drain(job)
+    with pytest.raises(CharRNNError, match="the model loop failed"):
+        s.submit(Job("A", 5, SamplingOptions()))
+    s.stop()
+
+
+def test_jobs_one_after_another_each_get_their_text(tiny_run, scheduler):
+    want = charrnn.load(tiny_run).generate("The ", 300, seed=2)
+    for _ in range(3):  # each after the batch emptied: the batch is formed afresh every time
+        job = Job("The ", 300, SamplingOptions(), seed=2)
+        scheduler.submit(job)
+        assert drain(job)["texts"] == {0: want}

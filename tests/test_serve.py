@@ -89,13 +89,13 @@ def test_health_info_and_models(server, tiny_run):
 
 
 def test_a_seeded_request_served_alone_is_what_charrnn_sample_prints(server, tiny_run):
-    flags = ["--prime", "The ", "--length", "150", "--seed", "5", "--top-k", "5", "--temperature", "0.8"]
+    flags = ["--prime", "The ", "--length", "3000", "--seed", "5", "--top-k", "5", "--temperature", "0.8"]
     want = run_main("sample", tiny_run, *flags).stdout[len("The ") : -1]
-    body = {"prime": "The ", "max_new_chars": 150, "seed": 5, "top_k": 5, "temperature": 0.8}
+    body = {"prime": "The ", "max_new_chars": 3000, "seed": 5, "top_k": 5, "temperature": 0.8}
     with server.client() as client:
         result = client.post("/generate", json=body).json()
         assert result["texts"] == [want] and result["finish_reasons"] == ["length"]
-        assert result["usage"] == {"prime_chars": 4, "generated_chars": 150}
+        assert result["usage"] == {"prime_chars": 4, "generated_chars": 3000}
         with client.stream("POST", "/generate/stream", json=body) as response:
             assert response.headers["x-accel-buffering"] == "no"
             events = list(sse_events(response))

@@ -82,6 +82,36 @@ def pick_next_row(logits: np.ndarray, options: SamplingOptions, rng: np.random.G
     return int(ranked[min(chosen, len(cumulative) - 1)])
 
 
+def pick_next_rows(
+    logits: np.ndarray, temperature: np.ndarray, top_k: np.ndarray, top_p: np.ndarray, draws: np.ndarray
+) -> np.ndarray:
+    """`pick_next_row` for a batch whose rows each have their own options and their own uniform draw
+    (`draws`, one per row from that row's generator; NaN for a greedy row, which draws nothing): row i
+    gets what `pick_next_row` gives for row i with the same draw, in one numpy pass, in the same
+    float32 arithmetic (numpy's scalar rules make `pick_next_row` compute in the logits' dtype)."""
+    batch, vocab = logits.shape
+    dtype = logits.dtype
+    greedy = np.isnan(draws)
+    rows = np.arange(batch)
+    ranked = np.argsort(-logits, axis=1, kind="stable")
+    scale = (1.0 / np.where(greedy, 1.0, temperature)).astype(dtype)
+    scaled = np.take_along_axis(logits, ranked, axis=1) * scale[:, None]
+    weights = np.exp(scaled - scaled[:, :1])
+    cut = np.where((top_k > 0) & (top_k < vocab), top_k, vocab)
+    kept = np.arange(vocab)[None, :] < cut[:, None]
+    weights[~kept] = 0
+    limited = top_p < 1.0
+    if limited.any():
+        before = np.cumsum(weights, axis=1) - weights
+        total = weights.sum(axis=1) * top_p.astype(dtype)
+        kept &= ~((before >= total[:, None]) & limited[:, None])
+        weights[~kept] = 0
+    cumulative = np.cumsum(weights, axis=1)
+    targets = np.where(greedy, 0.0, draws).astype(dtype) * cumulative[:, -1]
+    chosen = np.minimum((cumulative <= targets[:, None]).sum(axis=1), kept.sum(axis=1) - 1)
+    return ranked[rows, np.where(greedy, 0, chosen)]  # a greedy row takes the likeliest
+
+
 class _TorchOps:
     """Array operations for the step on torch tensors (batches, and any device)."""
 
@@ -358,11 +388,15 @@ class Sampler:
     def warm(self, prime: str, num_samples: int = 1) -> tuple[torch.Tensor, State]:
         """State after all but the last prime character, and that last character (batch of them): where
         sampling starts. An empty prime starts from a newline (or the vocabulary's first character)."""
-        if not prime:
-            prime = "\n" if "\n" in self.vocab.chars else self.vocab.chars[0]
-        ids = torch.as_tensor(self.vocab.encode(prime).astype("int64"), device=self.device)
-        ids = ids.unsqueeze(0).expand(num_samples, -1)
-        state = self.model.init_state(num_samples, self.device)
+        return self.warm_many([prime] * num_samples)
+
+    @torch.inference_mode()
+    def warm_many(self, primes: list[str]) -> tuple[torch.Tensor, State]:
+        """`warm` for several primes of one length together: one batch through the fused layers."""
+        default = "\n" if "\n" in self.vocab.chars else self.vocab.chars[0]
+        encoded = [self.vocab.encode(prime or default).astype("int64") for prime in primes]
+        ids = torch.as_tensor(np.stack(encoded), device=self.device)
+        state = self.model.init_state(len(primes), self.device)
         if ids.shape[1] > 1:
             _, state = self.model(ids[:, :-1], state)
         return ids[:, -1], state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from .errors import CharRNNError
@@ -40,24 +41,38 @@ def serve(args) -> int:
         import uvicorn
 
         from .serve import ServeLimits, create_app
+        from .serve.app import Service
     except ImportError as exc:
         raise CharRNNError(INSTALL_HINT) from exc
     for path in [args.path, *args.also]:
         if not Path(path).exists():
             raise CharRNNError(f"{path}: no such run directory or checkpoint")
     limits = ServeLimits(max_batch=args.max_batch, max_queue=args.max_queue, max_length=args.max_length)
-    app = create_app(
-        [args.path, *args.also], args.checkpoint, args.device, limits, _api_keys(args.api_key_file), args.cors_origin
-    )
+    service = Service([args.path, *args.also], args.checkpoint, args.device, limits)
+    app = create_app(api_keys=_api_keys(args.api_key_file), cors_origins=args.cors_origin, service=service)
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
-    print(f"serving {args.path} on http://{host}:{port}/ (Ctrl-C or SIGTERM to stop)", flush=True)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=args.grace, access_log=False)
-    # uvicorn drains on SIGINT/SIGTERM, then raises the signal again under the handlers it found: make
-    # those no-ops, so that a drained server exits 0 instead of dying by the signal it has handled.
-    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    server = uvicorn.Server(config)
+    # uvicorn on a thread of its own (where it installs no signal handlers); the model on this one.
+    http = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="charrnn-http")
+
+    def drain(signum, _frame) -> None:  # no new connections; running requests finish (up to --grace)
+        server.should_exit = True
+
+    previous = {s: signal.signal(s, drain) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        http.start()
+        print(f"serving {args.path} on http://{host}:{port}/ (Ctrl-C or SIGTERM to stop)", flush=True)
+        scheduler = service.load()  # /health answers 503 until this returns
+        if scheduler is None:
+            server.should_exit = True
+            http.join()
+            raise CharRNNError(service.error)
+        # Until uvicorn has drained and its thread ends, however it ends (the app's shutdown stops it too).
+        threading.Thread(target=lambda: (http.join(), scheduler.stop()), daemon=True).start()
+        scheduler.run()
+        http.join()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

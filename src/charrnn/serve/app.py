@@ -42,6 +42,7 @@ class ServeLimits:
     max_prime: int = 10_000  # characters of prime or prompt
     max_body: int = 64 * 1024  # bytes of request body
     ping_s: float = 10.0  # a comment line on an idle stream, so proxies keep it open
+    gather_s: float = 0.05  # a stream collects characters this long before sending them: fewer, larger events
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -72,40 +73,72 @@ class _Metrics:
         self.first = Histogram("charrnn_first_char_seconds", "time from request to its first character", registry=r)
 
 
+class Service:
+    """The model and its scheduler, as the app serves them: loaded once, by whoever runs the scheduler.
+
+    torch's CPU kernels run their threads well only when called from the process's main thread (the
+    per-character step measured 2.3x slower from another thread here), so `charrnn serve` loads and
+    runs the scheduler on the main thread and uvicorn on another; an app made by `create_app` alone
+    (mounted in someone else's server) loads and runs it on a thread of its own.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], checkpoint: str, device: str, limits: ServeLimits):
+        self.paths, self.checkpoint, self.device, self.limits = list(paths), checkpoint, device, limits
+        self.metrics = _Metrics(limits)
+        self.loaded: _Loaded | None = None
+        self.error: str | None = None
+
+    def load(self) -> Scheduler | None:
+        """Load the model(s) and make the scheduler (not started); None, with `error` set, on failure."""
+        from .. import load as load_sampler
+
+        paths = self.paths
+        try:
+            sampler = load_sampler(paths[0] if len(paths) == 1 else paths, self.checkpoint, self.device)
+        except CharRNNError as exc:
+            self.error = str(exc)
+            return None
+        scheduler = Scheduler(sampler, self.limits.max_batch, self.limits.max_queue, self.metrics.occupancy.observe)
+        self.metrics.queue.set_function(lambda: scheduler.queued_rows)
+        self.metrics.active.set_function(lambda: scheduler.active_rows)
+        infos = sampler.info if isinstance(sampler.info, list) else [sampler.info]
+        self.loaded = _Loaded(sampler, infos, scheduler, " + ".join(Path(p).name for p in paths))
+        return scheduler
+
+    def load_in_background(self) -> None:
+        def load_and_start():
+            scheduler = self.load()
+            if scheduler is not None:
+                scheduler.start()
+
+        threading.Thread(target=load_and_start, name="charrnn-load", daemon=True).start()
+
+    def stop(self) -> None:
+        if self.loaded is not None:
+            self.loaded.scheduler.stop()
+
+
 def create_app(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[str | os.PathLike] = (),
     checkpoint: str = "best",
     device: str = "cpu",
     limits: ServeLimits | None = None,
     api_keys: Sequence[str] = (),
     cors_origins: Sequence[str] = (),
+    service: Service | None = None,
 ) -> FastAPI:
-    """The app serving the run(s) at `paths` (more than one: their ensemble)."""
-    limits = limits or ServeLimits()
-    metrics = _Metrics(limits)
-    holder: dict = {}  # "loaded" once ready, "error" if loading failed
-
-    def load() -> None:
-        from .. import load as load_sampler
-
-        try:
-            sampler = load_sampler(paths[0] if len(paths) == 1 else list(paths), checkpoint, device)
-        except CharRNNError as exc:
-            holder["error"] = str(exc)
-            return
-        scheduler = Scheduler(sampler, limits.max_batch, limits.max_queue, metrics.occupancy.observe)
-        scheduler.start()
-        metrics.queue.set_function(lambda: scheduler.queued_rows)
-        metrics.active.set_function(lambda: scheduler.active_rows)
-        infos = sampler.info if isinstance(sampler.info, list) else [sampler.info]
-        holder["loaded"] = _Loaded(sampler, infos, scheduler, " + ".join(Path(p).name for p in paths))
+    """The app serving the run(s) at `paths` (more than one: their ensemble). Given a `service`, the
+    caller loads it and runs its scheduler; otherwise the app does both, on threads of its own."""
+    own_service = service is None
+    service = service or Service(paths, checkpoint, device, limits or ServeLimits())
+    limits, metrics = service.limits, service.metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        threading.Thread(target=load, name="charrnn-load", daemon=True).start()
+        if own_service:
+            service.load_in_background()
         yield
-        if "loaded" in holder:
-            holder["loaded"].scheduler.stop()
+        service.stop()
 
     app = FastAPI(title="charrnn", description="Character-level RNN text generation.", lifespan=lifespan)
     if cors_origins:
@@ -128,9 +161,9 @@ def create_app(
             raise HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
 
     def ready() -> _Loaded:
-        if "loaded" not in holder:
-            raise HTTPException(503, holder.get("error", "the model is loading"))
-        return holder["loaded"]
+        if service.loaded is None:
+            raise HTTPException(503, service.error or "the model is loading")
+        return service.loaded
 
     guarded = [Depends(authorized)]
 
@@ -140,9 +173,13 @@ def create_app(
 
     @app.get("/health")
     def health() -> JSONResponse:
-        if "loaded" in holder:
+        if service.loaded is not None and service.loaded.scheduler.error is not None:
+            return JSONResponse({"status": "error", "error": repr(service.loaded.scheduler.error)}, status_code=503)
+        if service.loaded is not None:
             return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "error" if "error" in holder else "loading", **holder}, status_code=503)
+        if service.error:
+            return JSONResponse({"status": "error", "error": service.error}, status_code=503)
+        return JSONResponse({"status": "loading"}, status_code=503)
 
     @app.get("/info", dependencies=guarded)
     def info() -> dict:
@@ -192,6 +229,8 @@ def create_app(
         """Queue the job; its events wake the returned asyncio.Event."""
         loop, woken = asyncio.get_running_loop(), asyncio.Event()
         job.wake = lambda: loop.call_soon_threadsafe(woken.set)
+        if loaded.scheduler.error is not None:
+            raise HTTPException(503, f"the model loop failed: {loaded.scheduler.error!r}")
         try:
             loaded.scheduler.submit(job)
         except Busy:
@@ -224,8 +263,10 @@ def create_app(
             body.prime, body.max_new_chars, options, body.seed, body.num_samples, tuple(body.stop), body.logprobs
         )
 
-    async def events(job: Job, woken: asyncio.Event, request: Request | None) -> AsyncIterator[tuple | None]:
-        """The job's events as they come; None when idle for a ping's time. Cancels the job if left early."""
+    async def batches(job: Job, woken: asyncio.Event, request: Request | None) -> AsyncIterator[list[tuple] | None]:
+        """The job's events, in batches of what arrived together; None when idle for a ping's time.
+        Cancels the job if left early."""
+        sent = False
         try:
             while True:
                 try:
@@ -235,14 +276,30 @@ def create_app(
                         return
                     yield None
                     continue
+                if limits.gather_s and sent:  # the first characters go at once; then fewer, larger events
+                    await asyncio.sleep(limits.gather_s)
+                sent = True
                 woken.clear()
+                job.woken = False  # from here on, new events wake us again
+                batch = []
                 while job.events:
-                    event = job.events.popleft()
-                    yield event
-                    if event[0] in ("end", "error"):
-                        return
+                    batch.append(job.events.popleft())
+                    if batch[-1][0] in ("end", "error"):
+                        break
+                yield _joined(batch)
+                if batch and batch[-1][0] in ("end", "error"):
+                    return
         finally:
             job.cancel()  # a no-op once the job has ended; frees its rows if the client left
+
+    async def events(job: Job, woken: asyncio.Event, request: Request | None) -> AsyncIterator[tuple | None]:
+        """The job's events one by one (a row's characters that arrived together as one text event)."""
+        async for batch in batches(job, woken, request):
+            if batch is None:
+                yield None
+                continue
+            for event in batch:
+                yield event
 
     def timings(job: Job) -> dict:
         now = time.perf_counter()
@@ -269,10 +326,9 @@ def create_app(
             if event[0] == "error":
                 raise HTTPException(500, event[1])
             if event[0] == "text":
-                _, index, text, entry = event
+                _, index, text, entries = event
                 texts[index] += text
-                if entry:
-                    logprobs[index].append(entry)
+                logprobs[index] += entries
             elif event[0] == "done":
                 _, index, reason, count = event
                 reasons[index], made[index] = reason, count
@@ -310,8 +366,8 @@ def create_app(
                 if event is None:
                     yield ": ping\n\n"
                 elif event[0] == "text":
-                    _, index, text, entry = event
-                    yield sse({"index": index, "text": text, **({"logprobs": entry} if entry else {})})
+                    _, index, text, entries = event
+                    yield sse({"index": index, "text": text, **({"logprobs": entries} if entries else {})})
                 elif event[0] == "done":
                     reasons[event[1]], made[event[1]] = event[2], event[3]
                 elif event[0] == "error":
@@ -375,6 +431,28 @@ def create_app(
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def _joined(batch: list[tuple]) -> list[tuple]:
+    """One text event per row for each run of its text events (their characters and logprob lists joined),
+    so that a stream sends one event per chunk of characters, not one per character."""
+    joined: list[tuple] = []
+    open_row: dict[int, int] = {}  # row -> index in `joined` of its text event being extended
+    for event in batch:
+        if event[0] != "text":
+            if event[0] == "done":
+                open_row.pop(event[1], None)
+            joined.append(event)
+            continue
+        _, row, text, entries = event
+        at = open_row.get(row)
+        if at is None:
+            open_row[row] = len(joined)
+            joined.append(("text", row, text, list(entries)))
+        else:
+            _, _, old_text, old_entries = joined[at]
+            joined[at] = ("text", row, old_text + text, old_entries + entries)
+    return joined
+
+
 def _openai_logprobs(entries: list[dict], echoed: dict | None, offset_start: int) -> dict:
     """OpenAI's legacy logprobs object from per-character entries (after the echoed prompt's, if any)."""
     tokens, token_logprobs, top, offsets = [], [], [], []
@@ -408,8 +486,8 @@ async def _completion_chunks(job, woken, events, meta, echo_prompt, echoed, logp
         if event is None:
             yield ": ping\n\n"
         elif event[0] == "text":
-            _, index, text, entry = event
-            yield chunk(index, text, None, [entry] if entry else [])
+            _, index, text, entries = event
+            yield chunk(index, text, None, entries)
         elif event[0] == "done":
             yield chunk(event[1], "", event[2], [])
         elif event[0] == "error":

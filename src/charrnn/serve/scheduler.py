@@ -24,7 +24,7 @@ import torch
 
 from ..errors import CharRNNError
 from ..model import State
-from ..sample import Sampler, SamplingOptions, pick_next_row
+from ..sample import Sampler, SamplingOptions, pick_next_row, pick_next_rows
 
 
 class Busy(Exception):
@@ -50,8 +50,16 @@ class Job:
     first_char: float | None = None
     rows_left: int = 0
 
+    woken: bool = False  # a wake is pending: the reader has not drained since (wakes are coalesced)
+
     def push(self, event: tuple) -> None:
         self.events.append(event)
+
+    def notify(self) -> None:
+        """Wake the reader unless a wake is already on its way."""
+        if not self.woken:
+            self.woken = True
+            self.wake()
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -84,7 +92,10 @@ class StopMatcher:
         return out
 
 
-@dataclass
+_DRAWS = 64  # uniforms drawn from a row's generator at a time: the same stream as one draw per call
+
+
+@dataclass(eq=False)
 class _Row:
     job: Job
     index: int
@@ -93,6 +104,28 @@ class _Row:
     rng: np.random.Generator
     stops: StopMatcher
     made: int = 0  # characters generated (stop strings included)
+    pending: list = field(default_factory=list)  # characters decided but not yet handed to the reader
+    entries: list = field(default_factory=list)  # their logprob entries, when asked for
+    draws: np.ndarray = field(default_factory=lambda: np.empty(0))
+    drawn: int = 0
+    drained: int = 0  # how much of the batch's trail of choices is already in `pending`
+
+    def random(self) -> float:
+        """`draw`, under the name `pick_next_row` calls on its generator."""
+        return self.draw()
+
+    def draw(self) -> float:
+        """The row's next uniform, from its own generator (in blocks, which give the same numbers)."""
+        if self.drawn == len(self.draws):
+            self.draws, self.drawn = self.rng.random(_DRAWS), 0
+        self.drawn += 1
+        return self.draws[self.drawn - 1]
+
+    def flush(self) -> None:
+        text = "".join(self.pending)
+        if text or self.entries:
+            self.job.push(("text", self.index, text, self.entries))
+        self.pending, self.entries = [], []
 
 
 class Scheduler:
@@ -105,19 +138,23 @@ class Scheduler:
         self._active: list[_Row] = []
         self._wakeup = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="charrnn-scheduler", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="charrnn-scheduler", daemon=True)
         self.error: BaseException | None = None
+        self._admitting: list[Job] = []  # taken from the queue, rows not yet running
 
     # -- the other threads' side --------------------------------------------------------------------
 
     def start(self) -> None:
+        """Run the scheduler on a thread of its own (`run` runs it on the caller's)."""
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Make `run` return once its current tick is done (rows still running are left as they are)."""
         with self._wakeup:
             self._stopping = True
             self._wakeup.notify()
-        self._thread.join(timeout)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     @property
     def active_rows(self) -> int:
@@ -132,6 +169,8 @@ class Scheduler:
         if job.num_samples > self.max_batch:
             raise CharRNNError(f"num_samples {job.num_samples} is more than the server's --max-batch {self.max_batch}")
         with self._wakeup:
+            if self.error is not None:
+                raise CharRNNError(f"the model loop failed: {self.error!r}")
             if self.active_rows + self.queued_rows + job.num_samples > self.max_batch + self.max_queue:
                 raise Busy
             job.rows_left = job.num_samples
@@ -140,17 +179,19 @@ class Scheduler:
 
     # -- the model thread ---------------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def run(self) -> None:
+        """The model loop, until `stop`; a crash is reported to every waiting job, not raised."""
         try:
             with torch.inference_mode():
                 self._run()
-        except BaseException as exc:  # a bug: every job still waiting is told, none hangs
+        except BaseException as exc:  # a bug: every job it holds is told, none hangs, and no new one is taken
             self.error = exc
-            for row in self._active:
-                self._finish(row, "error")
-            for job in self._pending:
-                job.push(("error", str(exc)))
-                job.wake()
+            with self._wakeup:
+                jobs = {row.job for row in self._active} | set(self._admitting) | set(self._pending)
+                self._pending.clear()
+            for job in jobs:
+                job.push(("error", f"the model loop failed: {exc!r}"))
+                job.notify()
 
     def _run(self) -> None:
         buffers, ids = None, None
@@ -159,7 +200,7 @@ class Scheduler:
             admitted = self._admit()
             if admitted is None:
                 return
-            rows = [row for job in admitted for row in self._rows_for(job)]
+            rows = self._rows_for(admitted)
             cancelled = [row for row in self._active if row.job.cancelled.is_set()]
             if (rows or cancelled) and synced:
                 self._save_states(buffers)
@@ -184,25 +225,39 @@ class Scheduler:
                 self._wakeup.wait()
             if self._stopping:
                 return None
-            admitted = []
-            while (
-                self._pending
-                and len(self._active) + sum(j.num_samples for j in admitted) + self._pending[0].num_samples
-                <= self.max_batch
-            ):
+            admitted, rows = [], len(self._active)
+            while self._pending and rows + self._pending[0].num_samples <= self.max_batch:
+                rows += self._pending[0].num_samples
                 admitted.append(self._pending.popleft())
+            self._admitting = admitted
             return admitted
 
-    def _rows_for(self, job: Job) -> list[_Row]:
-        if job.cancelled.is_set():
-            self._end_job(job, ["cancelled"] * job.num_samples)
-            return []
-        try:
-            last, state = self.sampler.warm(job.prime, job.num_samples)
-        except CharRNNError as exc:
-            job.push(("error", str(exc)))
-            job.wake()
-            return []
+    def _rows_for(self, jobs: list[Job]) -> list[_Row]:
+        """The admitted jobs' rows, their primes read together where they are of one length."""
+        by_length: dict[int, list[Job]] = {}
+        for job in jobs:
+            if job.cancelled.is_set():
+                self._end_job(job, ["cancelled"] * job.num_samples)
+                continue
+            try:
+                length = len(self.sampler.vocab.encode(job.prime))
+            except CharRNNError as exc:
+                job.push(("error", str(exc)))
+                job.notify()
+                continue
+            by_length.setdefault(length, []).append(job)
+        rows = []
+        for group in by_length.values():
+            last, state = self.sampler.warm_many([job.prime for job in group for _ in range(job.num_samples)])
+            first = 0
+            for job in group:
+                rows += self._job_rows(
+                    job, last[first : first + job.num_samples], [s[:, first : first + job.num_samples] for s in state]
+                )
+                first += job.num_samples
+        return rows
+
+    def _job_rows(self, job: Job, last: torch.Tensor, state: list[torch.Tensor]) -> list[_Row]:
         job.started = time.perf_counter()
         seed = job.seed if job.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         rows = []
@@ -217,65 +272,122 @@ class Scheduler:
         return rows
 
     def _regroup(self):
-        """Working memory for the active rows, from each row's own state."""
-        state = tuple(torch.cat(parts, dim=1) for parts in zip(*(row.state for row in self._active), strict=True))
+        """Working memory for the active rows, from each row's own state; their options and counters as
+        arrays, so that a tick's bookkeeping is a few array operations plus the rows that need more."""
+        active = self._active
+        state = tuple(torch.cat(parts, dim=1) for parts in zip(*(row.state for row in active), strict=True))
         buffers = self.sampler.step.start(state)
-        ids = np.array([row.next_id for row in self._active], dtype=np.int64)
+        options = [row.job.options for row in active]
+        self._temperature = np.array([o.temperature for o in options])
+        self._top_k = np.array([o.top_k for o in options])
+        self._top_p = np.array([o.top_p for o in options])
+        self._greedy = np.array([o.is_greedy for o in options])
+        self._made = np.array([row.made for row in active], dtype=np.int64)
+        self._max_new = np.array([row.job.max_new_chars for row in active], dtype=np.int64)
+        self._special = [i for i, row in enumerate(active) if row.stops.stops or row.job.logprobs]
+        jobs: dict[Job, list[int]] = {}
+        for index, row in enumerate(active):
+            jobs.setdefault(row.job, []).append(index)
+        self._batch_jobs = list(jobs.items())
+        # the choices of each tick since the batch was formed (grown by doubling), for the rows that need no more
+        self._trail, self._ticks = np.empty((64, len(active)), dtype=np.int64), 0
+        self._choices = np.array([row.next_id for row in active], dtype=np.int64)
+        ids = self._choices.copy()
         if buffers["ops"].xp is not np:
             ids = torch.from_numpy(ids).to(self.sampler.device)
         return buffers, ids
 
     def _save_states(self, buffers) -> None:
-        """Copy each active row's state out of the running batch (before the batch changes)."""
-        if buffers is None:
-            return
+        """Copy each active row's state, counters and pending characters out of the running batch (before
+        the batch changes)."""
         state = self.sampler.step.state(buffers)
+        self._drain_trail()
         for index, row in enumerate(self._active):
             row.state = tuple(s[:, index : index + 1].clone() for s in state)
+            row.next_id, row.made = int(self._choices[index]), int(self._made[index])
+
+    def _drain_trail(self, only: list[int] | None = None) -> None:
+        """Move the trail's characters into their rows' pending text (all rows, or the rows `only` names)."""
+        if not self._ticks:
+            return
+        chars, trail = self.sampler.vocab.chars, self._trail[: self._ticks]
+        special = set(self._special)
+        for index in range(len(self._active)) if only is None else only:
+            row = self._active[index]
+            if index not in special and row.drained < len(trail):
+                row.pending.append("".join([chars[i] for i in trail[row.drained :, index].tolist()]))
+                row.drained = len(trail)
+        if only is None:
+            self._ticks = 0
+            for row in self._active:
+                row.drained = 0
 
     def _advance(self, logits: np.ndarray, ids, buffers) -> bool:
-        """Pick each row's next character, hand it out; returns whether any row left the batch."""
-        chars = self.sampler.vocab.chars
-        finished = []
-        for index, row in enumerate(self._active):
+        """Pick each row's next character and hand out what its reader is waiting for; returns whether
+        any row left the batch. Characters wait in the batch while the reader is busy with earlier ones."""
+        chars, active = self.sampler.vocab.chars, self._active
+        if len(active) == 1:  # the sampler's own one-row choice (what pick_next_rows gives, in fewer calls)
+            choices = np.array([pick_next_row(logits[0], active[0].job.options, active[0])], dtype=np.int64)
+        else:
+            draws = np.array([np.nan if g else row.draw() for row, g in zip(active, self._greedy, strict=True)])
+            choices = pick_next_rows(logits, self._temperature, self._top_k, self._top_p, draws)
+        if isinstance(ids, np.ndarray):
+            ids[:] = choices
+        else:
+            ids.copy_(torch.from_numpy(choices))
+        self._choices = choices
+        if self._ticks == len(self._trail):
+            self._trail = np.concatenate([self._trail, np.empty_like(self._trail)])
+        self._trail[self._ticks] = choices
+        self._ticks += 1
+        self._made += 1
+        finished = {int(i): "length" for i in np.nonzero(self._made >= self._max_new)[0]}
+        for index in self._special:  # rows with stop strings or logprobs, character by character
+            row, choice = active[index], int(choices[index])
             job = row.job
-            choice = pick_next_row(logits[index], job.options, row.rng)
-            ids[index] = choice
-            row.next_id, row.made = choice, row.made + 1
-            text, stopped = row.stops.push(chars[choice])
-            entry = _logprob_entry(logits[index], choice, job.logprobs, chars) if job.logprobs else None
-            if job.first_char is None:
-                job.first_char = time.perf_counter()
-            if text or entry:
-                job.push(("text", row.index, text, entry))
-            if stopped or row.made >= job.max_new_chars:
-                finished.append((row, "stop" if stopped else "length"))
-        touched = {row.job for row in self._active}
-        if finished:
-            self._save_states(buffers)
-            for row, reason in finished:
-                self._finish(row, reason)
-            gone = {id(row) for row, _ in finished}
-            self._active = [r for r in self._active if id(r) not in gone]
-        for job in touched:
-            job.wake()
-        return bool(finished)
+            if row.stops.stops:
+                text, stopped = row.stops.push(chars[choice])
+                row.pending.append(text)
+                if stopped:
+                    finished[index] = "stop"
+            else:
+                row.pending.append(chars[choice])
+            if job.logprobs:
+                row.entries.append(_logprob_entry(logits[index], choice, job.logprobs, chars))
+        for job, indices in self._batch_jobs:
+            if not job.woken:  # its reader waits: give it what there is
+                self._drain_trail(indices)
+                for index in indices:
+                    active[index].flush()
+                if job.first_char is None:
+                    job.first_char = time.perf_counter()
+                if job.events:
+                    job.notify()
+        if not finished:
+            return False
+        self._save_states(buffers)
+        for index, reason in finished.items():
+            self._finish(active[index], reason)
+        self._active = [row for index, row in enumerate(active) if index not in finished]
+        return True
 
     def _finish(self, row: _Row, reason: str) -> None:
-        tail = row.stops.flush() if reason == "length" else ""
-        if tail:
-            row.job.push(("text", row.index, tail, None))
+        if reason == "length":
+            row.pending.append(row.stops.flush())
+        row.flush()
+        if row.job.first_char is None and row.made:
+            row.job.first_char = time.perf_counter()
         row.job.push(("done", row.index, reason, row.made))
         row.job.rows_left -= 1
         if row.job.rows_left <= 0:
             row.job.push(("end",))
-        row.job.wake()
+        row.job.notify()
 
     def _end_job(self, job: Job, reasons: list[str]) -> None:
         for index, reason in enumerate(reasons):
             job.push(("done", index, reason, 0))
         job.push(("end",))
-        job.wake()
+        job.notify()
 
 
 def _logprob_entry(logits: np.ndarray, choice: int, top: int, chars: str) -> dict:
