@@ -199,3 +199,18 @@ def test_picking_rows_together_equals_picking_each_alone(seed, rows):
         draws,
     )
     assert together.tolist() == alone
+
+
+@pytest.mark.parametrize("make_picker", [lambda: "row", lambda: "batch", lambda: "rows"])
+def test_a_top_p_below_float32s_range_keeps_the_likeliest(make_picker):
+    """top_p = 5e-324 (found by the server's fuzz) is 0 in float32: the likeliest character must still stay."""
+    logits = np.array([0.1, 2.0, -1.0, 0.5], dtype=np.float32)
+    options = SamplingOptions(top_p=5e-324)
+    kind = make_picker()
+    if kind == "row":
+        got = pick_next_row(logits, options, np.random.default_rng(0))
+    elif kind == "batch":
+        got = int(pick_next(torch.from_numpy(logits)[None], options, torch.Generator().manual_seed(0))[0])
+    else:
+        got = int(pick_next_rows(logits[None], np.array([1.0]), np.array([0]), np.array([5e-324]), np.array([0.5]))[0])
+    assert got == 1

@@ -58,8 +58,11 @@ def pick_next(logits: torch.Tensor, options: SamplingOptions, generator: torch.G
         if indices is None:
             logits, indices = torch.sort(logits, dim=-1, descending=True)
         probs = torch.softmax(logits, dim=-1)
-        # Drop a character once the ones before it already hold top_p of the mass (the first always stays).
-        logits = logits.masked_fill(torch.cumsum(probs, dim=-1) - probs >= options.top_p, float("-inf"))
+        # Drop a character once the ones before it already hold top_p of the mass. The first always stays,
+        # even for a top_p that float32 rounds to 0.
+        drop = torch.cumsum(probs, dim=-1) - probs >= options.top_p
+        drop[..., 0] = False
+        logits = logits.masked_fill(drop, float("-inf"))
     choice = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
     return (choice if indices is None else indices.gather(-1, choice)).squeeze(-1)
 
@@ -76,7 +79,9 @@ def pick_next_row(logits: np.ndarray, options: SamplingOptions, rng: np.random.G
     weights = np.exp(scaled - scaled[0])  # unnormalised softmax; the first is the largest
     if options.top_p < 1.0:
         before = np.cumsum(weights) - weights  # mass of the likelier ones; the first always stays
-        weights = weights[before < options.top_p * weights.sum()]
+        keep = before < options.top_p * weights.sum()
+        keep[0] = True  # even for a top_p that float32 rounds to 0
+        weights = weights[keep]
     cumulative = np.cumsum(weights)
     chosen = np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")
     return int(ranked[min(chosen, len(cumulative) - 1)])
@@ -105,6 +110,7 @@ def pick_next_rows(
         before = np.cumsum(weights, axis=1) - weights
         total = weights.sum(axis=1) * top_p.astype(dtype)
         kept &= ~((before >= total[:, None]) & limited[:, None])
+        kept[:, 0] = True  # the likeliest always stays, as in pick_next_row
         weights[~kept] = 0
     cumulative = np.cumsum(weights, axis=1)
     targets = np.where(greedy, 0.0, draws).astype(dtype) * cumulative[:, -1]
