@@ -245,3 +245,32 @@ def test_bad_serve_flags_are_one_line(tiny_run, tmp_path, argv, message):
     result = run_main(*[a.format(d=tmp_path, run=tiny_run) for a in argv])
     assert result.returncode == 1 and re.search(message, result.stderr), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_ensemble_is_served_the_same_way(tiny_run):
+    s = start_server(tiny_run, "--with", tiny_run)  # a model averaged with itself predicts as it does alone
+    try:
+        with s.client() as client:
+            assert len(client.get("/info").json()["members"]) == 2
+            result = client.post("/generate", json={"prime": "The ", "max_new_chars": 200, "greedy": True}).json()
+    finally:
+        stop_server(s)
+    assert result["texts"] == [charrnn.load(tiny_run).generate("The ", 200, greedy=True)]
+
+
+def test_connections_send_without_waiting_for_acknowledgements():
+    """Without TCP_NODELAY on the listening socket every response waited ~40 ms for the client's delayed
+    acknowledgement (found by bench_serve.py); accepted connections inherit the option."""
+    import socket
+
+    from charrnn.serve_cli import _listen
+
+    server = _listen("127.0.0.1", 0)
+    server.listen()
+    client = socket.create_connection(server.getsockname()[:2])
+    accepted, _ = server.accept()
+    try:
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        for s in (client, accepted, server):
+            s.close()

@@ -263,8 +263,11 @@ def create_app(
             body.prime, body.max_new_chars, options, body.seed, body.num_samples, tuple(body.stop), body.logprobs
         )
 
-    async def batches(job: Job, woken: asyncio.Event, request: Request | None) -> AsyncIterator[list[tuple] | None]:
+    async def batches(
+        job: Job, woken: asyncio.Event, request: Request | None, gather: bool
+    ) -> AsyncIterator[list[tuple] | None]:
         """The job's events, in batches of what arrived together; None when idle for a ping's time.
+        With `gather` (streams), each batch after the first waits `gather_s` to take more characters.
         Cancels the job if left early."""
         sent = False
         try:
@@ -276,7 +279,7 @@ def create_app(
                         return
                     yield None
                     continue
-                if limits.gather_s and sent:  # the first characters go at once; then fewer, larger events
+                if gather and sent:  # the first characters go at once; then fewer, larger events
                     await asyncio.sleep(limits.gather_s)
                 sent = True
                 woken.clear()
@@ -292,9 +295,11 @@ def create_app(
         finally:
             job.cancel()  # a no-op once the job has ended; frees its rows if the client left
 
-    async def events(job: Job, woken: asyncio.Event, request: Request | None) -> AsyncIterator[tuple | None]:
+    async def events(
+        job: Job, woken: asyncio.Event, request: Request | None = None, gather: bool = False
+    ) -> AsyncIterator[tuple | None]:
         """The job's events one by one (a row's characters that arrived together as one text event)."""
-        async for batch in batches(job, woken, request):
+        async for batch in batches(job, woken, request, gather=gather and limits.gather_s > 0):
             if batch is None:
                 yield None
                 continue
@@ -362,7 +367,7 @@ def create_app(
 
         async def stream() -> AsyncIterator[str]:
             reasons, made = [None] * job.num_samples, [0] * job.num_samples
-            async for event in events(job, woken, None):
+            async for event in events(job, woken, gather=True):
                 if event is None:
                     yield ": ping\n\n"
                 elif event[0] == "text":
@@ -482,7 +487,7 @@ async def _completion_chunks(job, woken, events, meta, echo_prompt, echoed, logp
     if echo_prompt:
         for index in range(job.num_samples):
             yield chunk(index, echo_prompt, None, None)
-    async for event in events(job, woken, None):
+    async for event in events(job, woken, gather=True):
         if event is None:
             yield ": ping\n\n"
         elif event[0] == "text":
