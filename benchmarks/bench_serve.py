@@ -5,7 +5,8 @@ same as trained ones) and each client count: every client streams 500 characters
 100-character prime; printed are the aggregate characters a second, the time to the first character
 (p50/p99) and the time between characters (p50/p99). Beside them, in the same run: `generate_many`
 offline with as many samples (the bound batching can reach) and the same server with batching off
-(`--max-batch 1`: one request at a time, as a plain wrapper around a sampler serves). Then memory:
+(`--max-batch 1`: one request at a time, as a plain wrapper around a sampler serves), and the
+scheduler alone without HTTP (what the clients and the event loop cost is the difference). Then memory:
 the server's RSS after request 1,000 and after request 10,000 of short requests.
 Loopback only; every loop is bounded in count and time.
 """
@@ -20,12 +21,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
 import charrnn
+from charrnn.sample import SamplingOptions
+from charrnn.serve.scheduler import Job, Scheduler
 
 from common import CORPORA, print_table, save_results
 
@@ -103,6 +107,26 @@ def offline_chars_per_s(run: Path, count: int, prime: str) -> float:
     return count * NEW_CHARS / (time.perf_counter() - start)
 
 
+def scheduler_chars_per_s(run: Path, count: int, prime: str) -> float:
+    """The scheduler alone on this process's main thread, as `charrnn serve` runs it, with no HTTP."""
+    sampler = charrnn.load(run)
+    scheduler = Scheduler(sampler, max(count, 1), 1024)
+    jobs = [Job(prime, NEW_CHARS, SamplingOptions(temperature=0.8), seed=seed) for seed in range(count)]
+    for job in jobs:
+        scheduler.submit(job)
+
+    def stop_when_done() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and any(not j.events or j.events[-1][0] != "end" for j in jobs):
+            time.sleep(0.005)
+        scheduler.stop()
+
+    threading.Thread(target=stop_when_done).start()
+    start = time.perf_counter()
+    scheduler.run()
+    return count * NEW_CHARS / (time.perf_counter() - start)
+
+
 def memory_growth(url: str, server: Server, requests: int) -> tuple[float, float]:
     """RSS after request 1,000 and after the last of `requests` short requests, one after another."""
     at_1000 = float("nan")
@@ -133,18 +157,19 @@ def main() -> None:
                     served = asyncio.run(clients(batched.url, count, prime))
                     alone = asyncio.run(clients(unbatched.url, count, prime))
                     offline = offline_chars_per_s(run, count, prime)
+                    bare = scheduler_chars_per_s(run, count, prime)
                     rows.append({"size": size, "clients": count, **served, "offline": offline,
-                                 "unbatched": alone["chars_per_s"]})  # fmt: skip
+                                 "unbatched": alone["chars_per_s"], "scheduler": bare})  # fmt: skip
                 if args.memory_requests:
                     memory.append((size, *memory_growth(batched.url, batched, args.memory_requests)))
             finally:
                 batched.close()
                 unbatched.close()
     print_table(
-        ["size", "clients", "chars/s", "offline generate_many", "of offline", "batching off", "vs off",
+        ["size", "clients", "chars/s", "offline generate_many", "of offline", "scheduler alone", "batching off", "vs off",
          "first char p50 ms", "p99 ms", "per char p50 ms", "p99 ms"],
         [[r["size"], r["clients"], f"{r['chars_per_s']:,.0f}", f"{r['offline']:,.0f}",
-          f"{r['chars_per_s'] / r['offline']:.0%}", f"{r['unbatched']:,.0f}", f"{r['chars_per_s'] / r['unbatched']:.1f}x",
+          f"{r['chars_per_s'] / r['offline']:.0%}", f"{r['scheduler']:,.0f}", f"{r['unbatched']:,.0f}", f"{r['chars_per_s'] / r['unbatched']:.1f}x",
           f"{r['first_p50'] * 1e3:.0f}", f"{r['first_p99'] * 1e3:.0f}", f"{r['gap_p50'] * 1e3:.2f}",
           f"{r['gap_p99'] * 1e3:.2f}"] for r in rows],
         title=f"charrnn serve: streaming clients, {NEW_CHARS} characters each after a {PRIME_CHARS}-character prime",

@@ -97,16 +97,19 @@ def pick_next_rows(
     batch, vocab = logits.shape
     dtype = logits.dtype
     greedy = np.isnan(draws)
-    rows = np.arange(batch)
+    rows = np.arange(batch)[:, None]
     ranked = np.argsort(-logits, axis=1, kind="stable")
     scale = (1.0 / np.where(greedy, 1.0, temperature)).astype(dtype)
-    scaled = np.take_along_axis(logits, ranked, axis=1) * scale[:, None]
+    scaled = logits[rows, ranked] * scale[:, None]
     weights = np.exp(scaled - scaled[:, :1])
     cut = np.where((top_k > 0) & (top_k < vocab), top_k, vocab)
-    kept = np.arange(vocab)[None, :] < cut[:, None]
-    weights[~kept] = 0
+    kept = None
+    if (cut < vocab).any():
+        kept = np.arange(vocab)[None, :] < cut[:, None]
+        weights[~kept] = 0
     limited = top_p < 1.0
     if limited.any():
+        kept = np.ones((batch, vocab), dtype=bool) if kept is None else kept
         before = np.cumsum(weights, axis=1) - weights
         total = weights.sum(axis=1) * top_p.astype(dtype)
         kept &= ~((before >= total[:, None]) & limited[:, None])
@@ -114,8 +117,9 @@ def pick_next_rows(
         weights[~kept] = 0
     cumulative = np.cumsum(weights, axis=1)
     targets = np.where(greedy, 0.0, draws).astype(dtype) * cumulative[:, -1]
-    chosen = np.minimum((cumulative <= targets[:, None]).sum(axis=1), kept.sum(axis=1) - 1)
-    return ranked[rows, np.where(greedy, 0, chosen)]  # a greedy row takes the likeliest
+    last = cut - 1 if kept is None else kept.sum(axis=1) - 1
+    chosen = np.minimum((cumulative <= targets[:, None]).sum(axis=1), last)
+    return ranked[rows[:, 0], np.where(greedy, 0, chosen)]  # a greedy row takes the likeliest
 
 
 class _TorchOps:
