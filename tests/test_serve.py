@@ -133,6 +133,10 @@ def test_bad_requests_are_422_naming_the_field(server):
             detail = response.json()["detail"]
             assert any(field in entry["loc"] for entry in detail), (body, detail)
         assert "☃" in client.post("/generate", json={"prime": "☃"}).text
+        completions = [({"prompt": "a", "stop": list("abcde")}, "stop"), ({"prompt": "☃"}, "prompt"), ({"n": 9}, "n")]
+        for body, field in completions:
+            response = client.post("/v1/completions", json=body)
+            assert response.status_code == 422 and any(field in e["loc"] for e in response.json()["detail"])
         assert client.post("/generate", content="x" * 100_000).status_code == 413
 
 

@@ -240,7 +240,9 @@ def create_app(
             raise HTTPException(422, str(exc)) from None
         return woken
 
-    def make_job(loaded: _Loaded, body: GenerateRequest) -> Job:
+    def make_job(loaded: _Loaded, body: GenerateRequest, names: dict[str, str] | None = None) -> Job:
+        """The job for a checked request; 422 naming the fields as the client sent them (`names` maps
+        /generate's field names to another route's)."""
         errors = cap_errors(
             {
                 "max_new_chars": (body.max_new_chars, limits.max_length),
@@ -254,6 +256,8 @@ def create_app(
         except CharRNNError as exc:  # names the characters the model never saw
             errors.append({"loc": ["body", "prime"], "msg": str(exc), "type": "value_error"})
         if errors:
+            for error in errors:
+                error["loc"] = [(names or {}).get(part, part) for part in error["loc"]]
             raise HTTPException(422, errors)
         try:
             options = SamplingOptions(body.temperature, body.top_k, body.top_p, body.greedy)
@@ -391,15 +395,13 @@ def create_app(
             prompt = body.prompt_text()
         except ValueError as exc:
             raise HTTPException(422, [{"loc": ["body", "prompt"], "msg": str(exc), "type": "value_error"}]) from None
-        stops = body.stops()
-        errors = stop_errors(stops)
-        if errors:
-            raise HTTPException(422, errors)
-        generate_body = GenerateRequest(
+        # Validated as a completion request already; make_job checks the server's caps and the stops.
+        generate_body = GenerateRequest.model_construct(
             prime=prompt, max_new_chars=body.max_tokens, temperature=body.temperature, top_p=body.top_p,
-            top_k=body.top_k, seed=body.seed, num_samples=body.n, stop=stops, logprobs=body.logprobs or 0,
+            top_k=body.top_k, greedy=False, seed=body.seed, num_samples=body.n, stop=body.stops(),
+            logprobs=body.logprobs or 0,
         )  # fmt: skip
-        job = make_job(loaded, generate_body)
+        job = make_job(loaded, generate_body, _COMPLETION_NAMES)
         echoed = None
         if body.echo:
             echoed = await asyncio.to_thread(score_text, loaded.sampler, prompt, body.logprobs or 0)
@@ -434,6 +436,7 @@ def create_app(
 
 
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_COMPLETION_NAMES = {"prime": "prompt", "max_new_chars": "max_tokens", "num_samples": "n"}
 
 
 def _joined(batch: list[tuple]) -> list[tuple]:

@@ -285,6 +285,7 @@ class Scheduler:
         self._made = np.array([row.made for row in active], dtype=np.int64)
         self._max_new = np.array([row.job.max_new_chars for row in active], dtype=np.int64)
         self._special = [i for i, row in enumerate(active) if row.stops.stops or row.job.logprobs]
+        self._special_set = set(self._special)
         jobs: dict[Job, list[int]] = {}
         for index, row in enumerate(active):
             jobs.setdefault(row.job, []).append(index)
@@ -310,8 +311,7 @@ class Scheduler:
         """Move the trail's characters into their rows' pending text (all rows, or the rows `only` names)."""
         if not self._ticks:
             return
-        chars, trail = self.sampler.vocab.chars, self._trail[: self._ticks]
-        special = set(self._special)
+        chars, trail, special = self.sampler.vocab.chars, self._trail[: self._ticks], self._special_set
         for index in range(len(self._active)) if only is None else only:
             row = self._active[index]
             if index not in special and row.drained < len(trail):
