@@ -164,3 +164,30 @@ def test_jobs_one_after_another_each_get_their_text(tiny_run, scheduler):
         job = Job("The ", 300, SamplingOptions(), seed=2)
         scheduler.submit(job)
         assert drain(job)["texts"] == {0: want}
+
+
+def test_a_rows_draws_do_not_depend_on_who_joins_or_leaves_the_batch(tiny_run):
+    # At a high temperature the choice hangs on the draw, not on the rounding of batched products, so the
+    # text shows whether the row drew its own numbers, in order, across every regrouping of the batch.
+    options = SamplingOptions(temperature=30.0)
+    want = charrnn.load(tiny_run).generate("The ", 300, seed=5, temperature=30.0)
+    joiners = {20: Job("A", 40, options, seed=1), 70: Job("B", 200, options, seed=2, num_samples=2)}
+    joiners[130] = Job("C", 5, SamplingOptions(greedy=True))
+    ticks = []
+
+    def join_at_tick(rows: int) -> None:
+        ticks.append(rows)
+        if len(ticks) in joiners:
+            scheduler.submit(joiners[len(ticks)])
+        if len(ticks) == 150:
+            joiners[70].cancel()
+
+    scheduler = Scheduler(charrnn.load(tiny_run), max_batch=8, max_queue=2, on_tick=join_at_tick)
+    job = Job("The ", 300, options, seed=5)
+    scheduler.submit(job)
+    scheduler.start()
+    try:
+        assert drain(job)["texts"] == {0: want}
+        assert max(ticks) == 4 and 1 in ticks[ticks.index(4) :]  # it shared the batch, then ran alone again
+    finally:
+        scheduler.stop()

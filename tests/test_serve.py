@@ -138,6 +138,8 @@ def test_bad_requests_are_422_naming_the_field(server):
             response = client.post("/v1/completions", json=body)
             assert response.status_code == 422 and any(field in e["loc"] for e in response.json()["detail"])
         assert client.post("/generate", content="x" * 100_000).status_code == 413
+        chunked = iter([b'{"prime": "', b"x" * 70_000, b'"}'])  # no content-length: the cap counts what arrives
+        assert client.post("/generate", content=chunked).status_code == 413
 
 
 def test_a_client_that_goes_away_frees_its_rows(server):

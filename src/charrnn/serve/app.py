@@ -29,6 +29,7 @@ from ..metrics import read_metrics
 from ..model import count_parameters
 from ..rundir import RunDir
 from ..sample import Sampler, SamplingOptions
+from .middleware import CountAndCap
 from .scheduler import Busy, Job, Scheduler
 from .schemas import CompletionRequest, GenerateRequest, cap_errors, stop_errors
 from .scoring import score_text
@@ -145,18 +146,14 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
     keys = frozenset(api_keys)
 
-    @app.middleware("http")
-    async def count_and_cap(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limits.max_body:
-            response: Response = JSONResponse({"detail": f"body over {limits.max_body} bytes"}, status_code=413)
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.requests.labels(getattr(route, "path", "other"), str(response.status_code)).inc()
-        return response
+    app.add_middleware(
+        CountAndCap,
+        max_body=limits.max_body,
+        count=lambda route, status: metrics.requests.labels(route, str(status)).inc(),
+    )
 
-    def authorized(request: Request) -> None:
+    # async: a plain def would send every request through the thread pool
+    async def authorized(request: Request) -> None:
         if keys and request.headers.get("authorization", "").removeprefix("Bearer ").strip() not in keys:
             raise HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
 
@@ -287,7 +284,7 @@ def create_app(
                     await asyncio.sleep(limits.gather_s)
                 sent = True
                 woken.clear()
-                job.woken = False  # from here on, new events wake us again
+                job.drained()  # from here on, new events wake us again
                 batch = []
                 while job.events:
                     batch.append(job.events.popleft())

@@ -43,6 +43,7 @@ class Job:
     stop: tuple[str, ...] = ()
     logprobs: int = 0  # the top N characters with their log-probabilities at each step; 0: none
     wake: Callable[[], None] = lambda: None  # called (from the model thread) when events are waiting
+    on_drained: Callable[[Job], None] = lambda job: None  # set by the scheduler: the reader waits for more
     events: collections.deque = field(default_factory=collections.deque)
     cancelled: threading.Event = field(default_factory=threading.Event)
     created: float = field(default_factory=time.perf_counter)
@@ -60,6 +61,11 @@ class Job:
         if not self.woken:
             self.woken = True
             self.wake()
+
+    def drained(self) -> None:
+        """The reader took every event so far and waits for the next (called from the reader's thread)."""
+        self.woken = False
+        self.on_drained(self)
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -141,6 +147,8 @@ class Scheduler:
         self._thread = threading.Thread(target=self.run, name="charrnn-scheduler", daemon=True)
         self.error: BaseException | None = None
         self._admitting: list[Job] = []  # taken from the queue, rows not yet running
+        self._drained: collections.deque[Job] = collections.deque()  # readers that asked for more (any thread)
+        self._waiting: set[Job] = set()  # jobs of the batch whose readers wait for characters
 
     # -- the other threads' side --------------------------------------------------------------------
 
@@ -174,6 +182,7 @@ class Scheduler:
             if self.active_rows + self.queued_rows + job.num_samples > self.max_batch + self.max_queue:
                 raise Busy
             job.rows_left = job.num_samples
+            job.on_drained = self._drained.append
             self._pending.append(job)
             self._wakeup.notify()
 
@@ -261,6 +270,7 @@ class Scheduler:
         job.started = time.perf_counter()
         seed = job.seed if job.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         rows = []
+        self._waiting.add(job)  # its reader waits for the first characters
         for index in range(job.num_samples):
             rng = np.random.default_rng(seed if index == 0 else [seed, index])
             row_state = tuple(s[:, index : index + 1].clone() for s in state)
@@ -289,7 +299,8 @@ class Scheduler:
         jobs: dict[Job, list[int]] = {}
         for index, row in enumerate(active):
             jobs.setdefault(row.job, []).append(index)
-        self._batch_jobs = list(jobs.items())
+        self._job_indices = jobs
+        self._draws, self._drawn = self._draw_blocks(active)
         # the choices of each tick since the batch was formed (grown by doubling), for the rows that need no more
         self._trail, self._ticks = np.empty((64, len(active)), dtype=np.int64), 0
         self._choices = np.array([row.next_id for row in active], dtype=np.int64)
@@ -297,6 +308,26 @@ class Scheduler:
         if buffers["ops"].xp is not np:
             ids = torch.from_numpy(ids).to(self.sampler.device)
         return buffers, ids
+
+    @staticmethod
+    def _draw_blocks(active: list[_Row]) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's block of uniforms as a row of one matrix, and how many of each are used: a tick takes
+        every row's next draw at once, from the same per-row streams as `_Row.draw`."""
+        for row in active:
+            if row.drawn == len(row.draws):
+                row.draws, row.drawn = row.rng.random(_DRAWS), 0
+        return np.stack([row.draws for row in active]), np.array([row.drawn for row in active])
+
+    def _next_draws(self) -> np.ndarray:
+        """One uniform for each row that samples (NaN for greedy rows), refilling used-up blocks."""
+        sampling = ~self._greedy
+        for index in np.nonzero(sampling & (self._drawn == _DRAWS))[0]:
+            self._draws[index], self._drawn[index] = self._active[index].rng.random(_DRAWS), 0
+        draws = np.where(
+            sampling, self._draws[np.arange(len(self._drawn)), np.minimum(self._drawn, _DRAWS - 1)], np.nan
+        )
+        self._drawn += sampling
+        return draws
 
     def _save_states(self, buffers) -> None:
         """Copy each active row's state, counters and pending characters out of the running batch (before
@@ -306,6 +337,8 @@ class Scheduler:
         for index, row in enumerate(self._active):
             row.state = tuple(s[:, index : index + 1].clone() for s in state)
             row.next_id, row.made = int(self._choices[index]), int(self._made[index])
+            if len(self._active) > 1:  # a lone row draws through its own `draw`, not the matrix
+                row.draws, row.drawn = self._draws[index].copy(), int(self._drawn[index])
 
     def _drain_trail(self, only: list[int] | None = None) -> None:
         """Move the trail's characters into their rows' pending text (all rows, or the rows `only` names)."""
@@ -329,8 +362,7 @@ class Scheduler:
         if len(active) == 1:  # the sampler's own one-row choice (what pick_next_rows gives, in fewer calls)
             choices = np.array([pick_next_row(logits[0], active[0].job.options, active[0])], dtype=np.int64)
         else:
-            draws = np.array([np.nan if g else row.draw() for row, g in zip(active, self._greedy, strict=True)])
-            choices = pick_next_rows(logits, self._temperature, self._top_k, self._top_p, draws)
+            choices = pick_next_rows(logits, self._temperature, self._top_k, self._top_p, self._next_draws())
         if isinstance(ids, np.ndarray):
             ids[:] = choices
         else:
@@ -354,15 +386,7 @@ class Scheduler:
                 row.pending.append(chars[choice])
             if job.logprobs:
                 row.entries.append(_logprob_entry(logits[index], choice, job.logprobs, chars))
-        for job, indices in self._batch_jobs:
-            if not job.woken:  # its reader waits: give it what there is
-                self._drain_trail(indices)
-                for index in indices:
-                    active[index].flush()
-                if job.first_char is None:
-                    job.first_char = time.perf_counter()
-                if job.events:
-                    job.notify()
+        self._hand_out()
         if not finished:
             return False
         self._save_states(buffers)
@@ -370,6 +394,25 @@ class Scheduler:
             self._finish(active[index], reason)
         self._active = [row for index, row in enumerate(active) if index not in finished]
         return True
+
+    def _hand_out(self) -> None:
+        """Give each waiting reader the characters its rows made since it last drained."""
+        while self._drained:
+            self._waiting.add(self._drained.popleft())
+        for job in list(self._waiting):
+            indices = self._job_indices.get(job)
+            if indices is None:  # ended, or not yet in this batch
+                if job.rows_left <= 0:
+                    self._waiting.discard(job)
+                continue
+            self._drain_trail(indices)
+            for index in indices:
+                self._active[index].flush()
+            if job.first_char is None:
+                job.first_char = time.perf_counter()
+            if job.events:
+                self._waiting.discard(job)
+                job.notify()
 
     def _finish(self, row: _Row, reason: str) -> None:
         if reason == "length":
