@@ -7,7 +7,8 @@ import pytest
 import charrnn
 from charrnn.errors import CharRNNError
 from charrnn.sample import SamplingOptions
-from charrnn.serve.scheduler import Busy, Job, Scheduler, StopMatcher
+from charrnn.serve.scheduler import Busy, Job, Scheduler
+from charrnn.stops import StopMatcher
 
 
 def drain(job: Job, timeout: float = 30.0) -> dict:

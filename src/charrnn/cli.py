@@ -156,6 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true", help="always take the likeliest character")
     p.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
     p.add_argument("--num-samples", type=int, default=1, help="samples to generate together (default 1)")
+    p.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="STRING",
+        help="end the sample where this appears (not printed; repeat)",
+    )
+    p.add_argument(
+        "--checkpoints",
+        choices=("all",),
+        help="one sample from each kept checkpoint, oldest first, with the same prime and seed",
+    )
+
+    p = commands.add_parser("score", help="how likely a text is under a model, in all and character by character")
+    _add_checkpoint_flags(p)
+    _add_ensemble_flag(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="the text to score")
+    what.add_argument("--file", help="a file holding the text to score (UTF-8)")
+    p.add_argument(
+        "--per-char", action="store_true", help="each character's log-probability and the likeliest alternatives"
+    )
+    p.add_argument("--top", type=int, default=3, help="alternatives shown per character with --per-char (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser("eval", help="loss of a trained model on text files")
     _add_checkpoint_flags(p)
@@ -231,11 +255,13 @@ def _load(args) -> tuple[CharRNN | Ensemble, Vocab, str]:
 
 
 def cmd_sample(args) -> int:
+    if args.checkpoints:
+        return _sample_each_checkpoint(args)
     model, vocab, _ = _load(args)
     sampler = Sampler(model, vocab)
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
     if args.num_samples == 1:
-        chars = sampler.stream(args.prime, args.length, seed=args.seed, **options)  # checks the prime first
+        chars = sampler.stream(args.prime, args.length, seed=args.seed, stop=args.stop, **options)  # checks the prime
         out = sys.stdout
         out.write(args.prime)
         for char in chars:
@@ -243,9 +269,56 @@ def cmd_sample(args) -> int:
             out.flush()
         out.write("\n")
         return 0
-    samples = sampler.generate_many(args.prime, args.length, args.num_samples, args.seed, **options)
+    samples = sampler.generate_many(args.prime, args.length, args.num_samples, args.seed, args.stop, **options)
     for index, text in enumerate(samples, 1):
         print(f"--- sample {index} ---\n{args.prime}{text}")
+    return 0
+
+
+def _sample_each_checkpoint(args) -> int:
+    """The notebook's way of watching a model learn: the same prime and seed at every kept checkpoint."""
+    if args.also or args.num_samples != 1:
+        raise CharRNNError("--checkpoints all samples one model at a time: drop --with and --num-samples")
+    path = Path(args.path)
+    if not path.is_dir():
+        raise CharRNNError(f"{path}: --checkpoints all needs a run directory")
+    checkpoints = RunDir(path).checkpoints()
+    if not checkpoints:
+        raise CharRNNError(f"{path}: no checkpoints to sample from")
+    seed = args.seed if args.seed is not None else 1
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
+    device = select_device(args.device)
+    for info in checkpoints:
+        sampler = Sampler(*load_model(info.tensors_path, device=device))
+        text = sampler.generate(args.prime, args.length, seed=seed, stop=args.stop, **options)
+        val = "no validation" if info.val_loss is None else f"validation loss {info.val_loss:.4f}"
+        print(f"--- step {info.step}, {val} ---\n{args.prime}{text}\n", flush=True)
+    return 0
+
+
+def cmd_score(args) -> int:
+    model, vocab, name = _load(args)
+    if args.file is not None:
+        try:
+            text = Path(args.file).read_text(encoding="utf-8").replace("\r\n", "\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CharRNNError(f"{args.file}: cannot read it as UTF-8 text ({exc})") from exc
+    else:
+        text = args.text
+    if args.top < 0:
+        raise CharRNNError(f"--top must not be negative, got {args.top}")
+    scored = Sampler(model, vocab).score(text, args.top if args.per_char else 0)
+    if args.json:
+        print(json.dumps({"model": name, **scored.to_json(per_char=args.per_char)}))
+        return 0
+    print(
+        f"{scored.loss:.4f} nats/char, {scored.bpc:.4f} bits/char; log-probability {scored.total:.2f} nats "
+        f"over {scored.chars:,} characters after the first ({name})"
+    )
+    if args.per_char:
+        for entry in scored.to_json(per_char=True)["per_char"]:
+            alternatives = "  ".join(f"{c!r} {lp:.2f}" for c, lp in entry.get("top", {}).items())
+            print(f"{entry['char']!r:>6} {entry['logprob']:8.3f}   {alternatives}")
     return 0
 
 
@@ -343,6 +416,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "eval": cmd_eval,
     "info": cmd_info,
+    "score": cmd_score,
     "serve": cmd_serve,
     "demo": cmd_demo,
 }

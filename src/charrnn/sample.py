@@ -11,7 +11,7 @@ so, and samples from the mean of their probabilities.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ from . import onednn
 from .ensemble import Ensemble, mean_log_probs
 from .errors import CharRNNError
 from .model import CharRNN, State
+from .scoring import TextScore, score_text
+from .stops import cut_at_stop, until_stop
 from .vocab import Vocab
 
 
@@ -449,19 +451,29 @@ class Sampler:
             yield [chars[ids[0]]]
 
     def stream(self, prime: str = "", max_new_chars: int = 200, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int | None = None, greedy: bool = False) -> Iterator[str]:  # fmt: skip
-        """Yields the new characters one at a time, as they are made (arguments are checked at the call)."""
+               top_p: float = 1.0, seed: int | None = None, greedy: bool = False,
+               stop: Sequence[str] = ()) -> Iterator[str]:  # fmt: skip
+        """Yields the new characters as they are made (arguments are checked at the call). With `stop`,
+        the text ends before the first stop string, and what may begin one comes once it is decided."""
         options = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
         steps = self.stream_batch(prime, max_new_chars, 1, seed, **options)
-        return (step_chars[0] for step_chars in steps)
+        return until_stop((step_chars[0] for step_chars in steps), stop)
 
     def generate(self, prime: str = "", max_new_chars: int = 200, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, seed: int | None = None, greedy: bool = False) -> str:  # fmt: skip
-        """The `max_new_chars` characters that follow `prime` (the prime itself is not repeated)."""
-        return "".join(self.stream(prime, max_new_chars, temperature, top_k, top_p, seed, greedy))
+                 top_p: float = 1.0, seed: int | None = None, greedy: bool = False,
+                 stop: Sequence[str] = ()) -> str:  # fmt: skip
+        """The `max_new_chars` characters that follow `prime` (the prime itself is not repeated), cut
+        before the first of the `stop` strings."""
+        return "".join(self.stream(prime, max_new_chars, temperature, top_k, top_p, seed, greedy, stop))
 
     def generate_many(self, prime: str = "", max_new_chars: int = 200, num_samples: int = 2,
-                      seed: int | None = None, **options) -> list[str]:  # fmt: skip
-        """`num_samples` continuations of `prime`, drawn together in one batch."""
+                      seed: int | None = None, stop: Sequence[str] = (), **options) -> list[str]:  # fmt: skip
+        """`num_samples` continuations of `prime`, drawn together in one batch, each cut at a `stop`."""
         columns = list(self.stream_batch(prime, max_new_chars, num_samples, seed, **options))
-        return ["".join(step[i] for step in columns) for i in range(num_samples)]
+        return [cut_at_stop("".join(step[i] for step in columns), stop) for i in range(num_samples)]
+
+    @torch.inference_mode()
+    def score(self, text: str, top: int = 0) -> TextScore:
+        """How likely `text` is under the model: each character's log-probability given those before it
+        (the first has no context and is not scored), and with `top` the likeliest alternatives."""
+        return score_text(self.model, self.vocab, text, top)

@@ -25,6 +25,7 @@ import torch
 from ..errors import CharRNNError
 from ..model import State
 from ..sample import Sampler, SamplingOptions, pick_next_row, pick_next_rows
+from ..stops import StopMatcher
 
 
 class Busy(Exception):
@@ -69,33 +70,6 @@ class Job:
 
     def cancel(self) -> None:
         self.cancelled.set()
-
-
-class StopMatcher:
-    """Holds back text that may be the start of a stop string until it is decided; ends at the first stop."""
-
-    def __init__(self, stops: tuple[str, ...]):
-        self.stops = tuple(s for s in stops if s)
-        self.text = ""
-        self.sent = 0
-
-    def push(self, chars: str) -> tuple[str, bool]:
-        """(text that may go out now, whether a stop string was reached); the stop itself never goes out."""
-        self.text += chars
-        hits = [self.text.find(s, max(0, self.sent - len(s) + 1)) for s in self.stops]
-        hits = [h for h in hits if h >= 0]
-        if hits:
-            end = min(hits)
-            out, self.sent = self.text[self.sent : end], end
-            return out, True
-        hold = max((k for s in self.stops for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0)
-        end = max(self.sent, len(self.text) - hold)
-        out, self.sent = self.text[self.sent : end], end
-        return out, False
-
-    def flush(self) -> str:
-        out, self.sent = self.text[self.sent :], len(self.text)
-        return out
 
 
 _DRAWS = 64  # uniforms drawn from a row's generator at a time: the same stream as one draw per call
