@@ -24,6 +24,7 @@ from .errors import CharRNNError
 from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
 from .rundir import RUN_FILE, RunDir, load_model
+from .runs import differing_flags, find_runs
 from .sample import Sampler
 from .train import resume, train
 from .vocab import Vocab
@@ -42,6 +43,16 @@ def duration(text: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use seconds or e.g. 90s, 10m, 1h")
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def checkpoint_count(text: str) -> int:
+    """A number of checkpoints, or 'all' (0)."""
+    if text == "all":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}; give a number or all") from None
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -111,7 +122,20 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
     add("--eval-every", type=int, default=s, help=f"validate every N steps (default {d.eval_every})")
     add("--save-every", type=int, default=s, help=f"checkpoint every N steps (default {d.save_every})")
-    add("--keep", type=int, default=s, help=f"periodic checkpoints to keep, besides the best (default {d.keep})")
+    add(
+        "--keep",
+        type=checkpoint_count,
+        default=s,
+        help=f"periodic checkpoints to keep, besides the best, or all (default {d.keep})",
+    )
+    add("--tensorboard", metavar="DIR", default=s, help="also log to TensorBoard, in DIR/<run name>")
+    add("--patience", type=int, default=s, help="stop after this many validations in a row without a new best")
+    add(
+        "--init-from",
+        metavar="RUN",
+        default=s,
+        help="start from RUN's best weights and architecture (fine-tuning): new text, optimizer and schedule",
+    )
     add("--seed", type=int, default=s, help=f"random seed (default {d.seed})")
     add("--device", default=s, help="auto, cpu, cuda or mps (default auto)")
     add("--encoding", default=s, help="text encoding of the files (default utf-8)")
@@ -201,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("info", help="what a run or checkpoint holds")
     p.add_argument("path", help="a run directory or one checkpoint file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser("plot", help="training and validation curves of runs, on one figure (PNG or SVG)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    p.add_argument("-o", "--out", default="curves.png", help="the figure to write, .png or .svg (default curves.png)")
+    p.add_argument("--x", choices=("step", "time", "epoch"), default="step", help="the horizontal axis (default step)")
+    p.add_argument("--bpc", action="store_true", help="bits per character instead of nats")
+
+    p = commands.add_parser("runs", help="a table of the runs under a directory, best validation first")
+    p.add_argument("root", metavar="DIR", help="a directory holding run directories (at any depth)")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
 
     p = commands.add_parser("serve", help="serve a trained model over HTTP: a web page and an API")
     _add_checkpoint_flags(p)
@@ -390,6 +424,38 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .plot import plot_runs
+
+    for note in plot_runs(args.runs, args.out, args.x, args.bpc):
+        print(note)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    rows = find_runs(args.root)
+    if args.json:
+        print(json.dumps([row.to_json() for row in rows], indent=1))
+        return 0
+    varying = differing_flags(rows)
+
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    table = [
+        [row.name, *(str(row.flags.get(n)) for n in varying), f"{row.params:,}", str(row.step),
+         "-" if row.epoch is None else f"{row.epoch:.2f}", "-" if row.elapsed_s is None else f"{row.elapsed_s:.0f}s",
+         loss(row.last_val_loss), loss(row.best_val_loss), row.state + (f" ({row.reason})" if row.reason else "")]
+        for row in rows
+    ]  # fmt: skip
+    header = ["run", *varying, "params", "steps", "epochs", "time", "last val", "best val", "state"]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
 def cmd_demo(args) -> int:
     out = Path(args.out)
     if RunDir(out).checkpoints():
@@ -417,6 +483,8 @@ COMMANDS = {
     "eval": cmd_eval,
     "info": cmd_info,
     "score": cmd_score,
+    "runs": cmd_runs,
+    "plot": cmd_plot,
     "serve": cmd_serve,
     "demo": cmd_demo,
 }

@@ -19,7 +19,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 STOP_FLAGS = frozenset({"max_steps", "epochs", "time_budget"})
 # precision too, so that a bf16 run can go on where bf16 cannot run (with a warning: other numbers).
 RESUMABLE_CHANGES = frozenset(
-    {"max_steps", "epochs", "time_budget", "eval_every", "save_every", "keep", "device", "precision"}
+    {"max_steps", "epochs", "time_budget", "patience", "eval_every", "save_every", "keep", "device", "precision"}
+    | {"tensorboard"}
 )
 
 
@@ -42,10 +43,13 @@ class TrainConfig:
     epochs: int | None = None
     max_steps: int | None = None
     time_budget: float | None = None  # seconds of training (evaluation and saving included)
+    patience: int | None = None  # stop after this many validations in a row without a new best
+    init_from: str | None = None  # a run (or checkpoint) whose weights and architecture this run starts from
+    tensorboard: str | None = None  # a directory for TensorBoard logs (the run's own subdirectory in it)
     val_fraction: float = 0.1
     eval_every: int = 1000
     save_every: int = 1000
-    keep: int = 5
+    keep: int = 5  # 0: keep all
     seed: int = 1234
     device: str = "auto"
     encoding: str = "utf-8"
@@ -58,12 +62,13 @@ class TrainConfig:
         self._validate()
 
     def _validate(self) -> None:
-        positive = ["batch_size", "seq_len", "lr", "eval_every", "save_every", "keep"]
-        positive += [name for name in ("epochs", "max_steps", "time_budget") if getattr(self, name) is not None]
+        positive = ["batch_size", "seq_len", "lr", "eval_every", "save_every"]
+        optional = ("epochs", "max_steps", "time_budget", "patience")
+        positive += [name for name in optional if getattr(self, name) is not None]
         for name in positive:
             if getattr(self, name) <= 0:
                 raise CharRNNError(f"{setting(name)} must be positive, got {getattr(self, name)}")
-        for name in ("grad_clip", "warmup_steps"):
+        for name in ("grad_clip", "warmup_steps", "keep"):
             if getattr(self, name) < 0:
                 raise CharRNNError(f"{setting(name)} must not be negative, got {getattr(self, name)}")
         for name, top in (("val_fraction", "1)"), ("ema", "1)"), ("adam_beta2", "1)"), ("min_lr_ratio", "1]")):

@@ -170,10 +170,18 @@ class Reporter:
     """Where a run's figures go: a row per step into metrics.csv, lines or a bar on the terminal."""
 
     def __init__(
-        self, metrics_path: Path, max_steps: int | None, step: int, eval_every: int, resumed: bool, stream=None
+        self,
+        metrics_path: Path,
+        max_steps: int | None,
+        step: int,
+        eval_every: int,
+        resumed: bool,
+        stream=None,
+        tensorboard=None,  # a TensorBoardLog (tensorboard.py), or None
     ):
         self.progress = Progress(max_steps, step, every=max(1, eval_every // 10), stream=stream)
         self.csv = MetricsCSV(metrics_path, resume_from_step=step if resumed else None)
+        self.tensorboard = tensorboard
 
     def message(self, text: str) -> None:
         self.progress.message(text)
@@ -187,17 +195,22 @@ class Reporter:
 
     def row(self, row: StepMetrics) -> None:
         self.csv.write(row)
+        if self.tensorboard is not None:
+            self.tensorboard.row(row)
         self.progress.step(row, step_line(row))
 
     def flush(self) -> None:
         self.csv.flush()
 
     def finish(self, end: RunSummary) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.finish(end.best_val, end.step)
         if end.reason in ("SIGINT", "SIGTERM"):
             self.message(f"stopped by {end.reason} at step {end.step}; saved {end.checkpoint}")
             self.message(f"resume with: charrnn train --resume {end.run_dir}")
             return
-        summary = f"done at step {end.step} ({end.reason}); saved {end.checkpoint}"
+        why = "patience: validation stopped improving" if end.reason == "patience" else end.reason
+        summary = f"done at step {end.step} ({why}); saved {end.checkpoint}"
         if end.val_loss is not None:
             summary += f"; validation {end.val_loss:.4f} nats/char ({end.val_loss / LN2:.4f} bpc)"
         self.message(summary)
@@ -207,4 +220,6 @@ class Reporter:
 
     def close(self) -> None:
         self.csv.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         self.progress.close()

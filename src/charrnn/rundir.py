@@ -127,7 +127,9 @@ class RunDir:
         return info
 
     def prune(self, keep: int) -> None:
-        """Keep the newest `keep` checkpoints and the best one; delete the rest (JSON first)."""
+        """Keep the newest `keep` checkpoints (0: all) and the best one; delete the rest (JSON first)."""
+        if keep == 0:
+            return
         checkpoints = self.checkpoints()
         best = self.best(checkpoints)
         for info in checkpoints[: max(len(checkpoints) - keep, 0)]:
@@ -173,6 +175,18 @@ def load_model(path: str | os.PathLike, which: str = "best", device: str | torch
 class RunLock:
     """An exclusive flock on RUN/.lock: the kernel drops it when its holder dies, so it never sticks."""
 
+    @staticmethod
+    def holder(run_dir: Path) -> int | None:
+        """The pid training in `run_dir` now, read without taking the lock (so a reader never disturbs a
+        run): the pid the lock file names, if that process is alive."""
+        try:
+            pid = int((Path(run_dir) / ".lock").read_text().strip() or 0)
+            if pid:
+                os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid or None
+
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / ".lock"
         self._fd: int | None = None
@@ -191,6 +205,7 @@ class RunLock:
 
     def __exit__(self, *exc_info) -> None:
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # an empty lock file: nobody trains here (`holder` reads it)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

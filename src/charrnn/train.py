@@ -26,17 +26,19 @@ import torch
 from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from . import allocator, devices, state
+from . import allocator, devices, state, tensorboard
 from .batches import Batch, BatchSource
 from .checkpoint import CheckpointInfo, load_tensors
 from .config import TrainConfig
 from .dataset import Data, prepare_data
 from .errors import CharRNNError
 from .evaluate import evaluate
+from .finetune import starting_point
 from .metrics import Reporter, RunSummary, StepMetrics
 from .model import CharRNN, count_parameters
 from .rundir import RunDir
 from .schedule import learning_rate
+from .tensorboard import TensorBoardLog
 from .vocab import Vocab
 
 SIGNALS = ("SIGINT", "SIGTERM")
@@ -46,7 +48,7 @@ SIGNALS = ("SIGINT", "SIGTERM")
 class TrainResult:
     run_dir: Path
     step: int
-    stopped_by: str  # max_steps | epochs | time_budget | SIGINT | SIGTERM
+    stopped_by: str  # max_steps | epochs | time_budget | patience | SIGINT | SIGTERM
     train_loss: float | None
     val_loss: float | None
     checkpoint: Path | None
@@ -83,13 +85,18 @@ class StopSignals:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, run_dir: RunDir | Path, data: Data, stream=None):
+    def __init__(
+        self, config: TrainConfig, run_dir: RunDir | Path, data: Data, stream=None, initial_weights: dict | None = None
+    ):
         self.config, self.data, self.stream = config, data, stream
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.device = devices.select_device(config.device)
         self.autocast_dtype = devices.autocast_dtype(config.precision, self.device, config.model.cell)
         torch.manual_seed(config.seed)
-        model = CharRNN(config.model.for_vocab(len(data.vocab))).to(self.device)
+        model = CharRNN(config.model.for_vocab(len(data.vocab)))
+        if initial_weights is not None:  # --init-from
+            model.load_state_dict(initial_weights)
+        model = model.to(self.device)
         # fused: one kernel for all parameters' updates (benchmarks/RESULTS.md)
         fused = self.device.type in ("cpu", "cuda")
         self.parts = state.TrainingParts(
@@ -114,6 +121,7 @@ class Trainer:
         self.best_val: float | None = None
         self.train_loss_ema: float | None = None
         self.train_loss_at_best: float | None = None  # tells a diverging run from an overfitting one at the end
+        self.bad_validations = 0  # validations in a row without a new best (--patience)
         self.report: Reporter | None = None
         self.notes: list[str] = []  # warnings to print at the start (a resume's)
 
@@ -140,10 +148,11 @@ class Trainer:
                 reason = self.stop_reason(time.perf_counter() - start, signals)
                 validate = self.step % config.eval_every == 0 or (reason is not None and reason not in SIGNALS)
                 val = self.validate() if validate else None
+                reason = reason or self.patience_spent()
                 self.report.row(self._row(loss, val, lr, chars_per_s, time.perf_counter() - start))
                 if self.step % config.save_every == 0 or reason is not None:
                     self.report.flush()
-                    self.save(time.perf_counter() - start)
+                    self.save(time.perf_counter() - start, reason)
                 if reason is not None:
                     break
         finally:
@@ -152,8 +161,11 @@ class Trainer:
 
     def _open_report(self, resumed: bool) -> None:
         config, data = self.config, self.data
+        board = None
+        if config.tensorboard:
+            board = TensorBoardLog(config.tensorboard, self.run_dir.path.name, config.flat(), self.step)
         self.report = Reporter(
-            self.run_dir.metrics_file, config.max_steps, self.step, config.eval_every, resumed, self.stream
+            self.run_dir.metrics_file, config.max_steps, self.step, config.eval_every, resumed, self.stream, board
         )
         verb = f"resuming at step {self.step}" if resumed else "training"
         params = count_parameters(self.model)
@@ -175,6 +187,10 @@ class Trainer:
         if config.time_budget and elapsed >= config.time_budget:
             return "time_budget"
         return None
+
+    def patience_spent(self) -> str | None:
+        patience = self.config.patience
+        return "patience" if patience and self.bad_validations >= patience else None
 
     # -- one step ---------------------------------------------------------------------------------
 
@@ -232,6 +248,9 @@ class Trainer:
         self.val_loss, self.val_step = evaluate(self.parts.inference_model, self.data.val_ids).loss, self.step
         if self.best_val is None or self.val_loss < self.best_val:
             self.best_val, self.train_loss_at_best = self.val_loss, self.train_loss_ema
+            self.bad_validations = 0
+        else:
+            self.bad_validations += 1
         return self.val_loss
 
     def _epoch(self) -> float:
@@ -249,7 +268,7 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------------
 
-    def save(self, elapsed: float) -> None:
+    def save(self, elapsed: float, stopped_by: str | None = None) -> None:
         tensors, packed = state.pack(self.parts, self.carried)
         meta = {
             "step": self.step,
@@ -259,6 +278,8 @@ class Trainer:
             "best_val_loss": self.best_val,
             "train_loss_at_best": self.train_loss_at_best,
             "elapsed_s": elapsed,
+            "stopped_by": stopped_by,  # why the run ended here (None: a periodic checkpoint); `charrnn runs` reads it
+            "bad_validations": self.bad_validations,
             **packed,
             "model": self.model.config.to_json(),
             "vocab": self.data.vocab.to_json(),
@@ -274,6 +295,7 @@ class Trainer:
         self.best_val = meta.get("best_val_loss")
         self.train_loss_ema = meta.get("train_loss")
         self.train_loss_at_best = meta.get("train_loss_at_best")
+        self.bad_validations = int(meta.get("bad_validations", 0))
 
 
 def _moving_average(model: CharRNN, decay: float) -> AveragedModel:
@@ -309,7 +331,12 @@ def train(config: TrainConfig, stream=None, keep_freed_memory: bool = False) -> 
     if run_dir.checkpoints():
         raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
     config = replace(config, texts=tuple(str(Path(t).resolve()) for t in config.texts))
-    data = prepare_data(config)
+    if config.tensorboard:
+        tensorboard.check_available()
+    vocab = initial_weights = None
+    if config.init_from:
+        config, vocab, initial_weights = starting_point(config)
+    data = _fine_tuning_data(config, vocab) if vocab else prepare_data(config)
     config = replace(config, model=config.model.for_vocab(len(data.vocab)))  # run.json records what was built
     devices.autocast_dtype(config.precision, devices.select_device(config.device), config.model.cell)  # refuse early
     _make_run_dir(run_dir.path)
@@ -319,9 +346,18 @@ def train(config: TrainConfig, stream=None, keep_freed_memory: bool = False) -> 
         run_dir.metrics_file.unlink(missing_ok=True)  # from a run that died before its first checkpoint
         if keep_freed_memory:
             allocator.keep_freed_memory()
-        trainer = Trainer(config, run_dir, data, stream)
+        trainer = Trainer(config, run_dir, data, stream, initial_weights)
         run_dir.write(_run_record(config, data.vocab, data.fingerprint))
         return _run_with_signals(trainer, resumed=False)
+
+
+def _fine_tuning_data(config: TrainConfig, vocab: Vocab) -> Data:
+    try:
+        return prepare_data(config, vocab)
+    except CharRNNError as exc:
+        if "vocabulary" not in str(exc):
+            raise
+        raise CharRNNError(f"--init-from {config.init_from}: the new text does not fit its model: {exc}") from exc
 
 
 def _run_record(config: TrainConfig, vocab: Vocab, fingerprint: str, created: str | None = None) -> dict:
@@ -353,9 +389,10 @@ def resume(
             allocator.keep_freed_memory()
         trainer = Trainer(config, run_dir, data, stream)
         trainer.restore(newest.meta, tensors)
-        if trainer.stop_reason(trainer.elapsed_prior, StopSignals()) is not None:
+        if trainer.stop_reason(trainer.elapsed_prior, StopSignals()) or trainer.patience_spent():
             raise CharRNNError(
-                f"{run_dir} already finished at step {trainer.step}; pass a larger --max-steps, --epochs or --time-budget"
+                f"{run_dir} already finished at step {trainer.step}; pass a larger --max-steps, --epochs, "
+                "--time-budget or --patience"
             )
         trainer.notes = _resume_warnings(saved, config, run.get("environment"))
         run_dir.write(_run_record(config, data.vocab, data.fingerprint, run.get("created")))
