@@ -226,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a run directory or one checkpoint file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = commands.add_parser("export", help="write a trained model in another format (ONNX)")
+    _add_checkpoint_flags(p)
+    _add_ensemble_flag(p)
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write (the onnx extra)")
+
     p = commands.add_parser("plot", help="training and validation curves of runs, on one figure (PNG or SVG)")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
     p.add_argument("-o", "--out", default="curves.png", help="the figure to write, .png or .svg (default curves.png)")
@@ -424,6 +429,21 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import EXPORTER, export_onnx
+
+    if args.also:
+        raise CharRNNError("export writes one model: export each member of an ensemble on its own")
+    if args.device not in ("cpu", "auto"):
+        raise CharRNNError("export runs on the CPU; drop --device")
+    model, vocab, info = load_model(args.path, args.checkpoint, "cpu")
+    out = export_onnx(model, vocab, args.onnx)
+    print(
+        f"wrote {out} from {info.name} with {EXPORTER}; inputs ids (batch, time) and the state, outputs logits and the state"
+    )
+    return 0
+
+
 def cmd_plot(args) -> int:
     from .plot import plot_runs
 
@@ -485,6 +505,7 @@ COMMANDS = {
     "score": cmd_score,
     "runs": cmd_runs,
     "plot": cmd_plot,
+    "export": cmd_export,
     "serve": cmd_serve,
     "demo": cmd_demo,
 }
