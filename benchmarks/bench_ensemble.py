@@ -2,7 +2,7 @@
 side by side for the same steps, then scored on the validation text alone and as an ensemble that
 averages their next-character probabilities (`charrnn.Ensemble`; the same `charrnn.evaluate`, the same characters).
 
-    python benchmarks/bench_ensemble.py --models 2 --steps 6200 --set hidden=896,dropout=0.3,ema=0.999
+    python benchmarks/bench_ensemble.py --models 2 --steps 6200 --set hidden=896 --set dropout=0.3 --set ema=0.999
     python benchmarks/bench_ensemble.py --runs ensemble-runs/*     # score runs trained elsewhere
 
 On a text this small (anna.txt's 1.8 MB of training text) one model stops improving after some epochs
@@ -36,7 +36,7 @@ def train_member(config: charrnn.TrainConfig, threads: int) -> dict:
 
 def train_seeds(args: argparse.Namespace, text: Path, workdir: Path) -> tuple[list[Path], list[dict]]:
     """`--models` runs of one setting, seeds 1, 2, ..., trained side by side: their directories and records."""
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(",".join(args.set))
     configs = [
         make_config("default", text, workdir / f"seed{seed}", 0, {**overrides, "seed": seed}, steps=args.steps)
         for seed in range(1, args.models + 1)
@@ -72,7 +72,13 @@ def main() -> None:
     parser.add_argument("--corpus", default="anna", help="anna, shakespeare or a path")
     parser.add_argument("--models", type=int, default=2, help="ensemble members, trained side by side")
     parser.add_argument("--steps", type=int, default=0, help="training steps of each member")
-    parser.add_argument("--set", default="", help="overrides for every member, e.g. hidden=896,dropout=0.3")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FLAG=VALUE",
+        help="one flag changed for every member, as charrnn sweep's --set (repeat), e.g. --set hidden=384",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per member")
     parser.add_argument(
         "--runs",
@@ -102,12 +108,14 @@ def main() -> None:
     print_table(
         ["model", "steps", "epochs", "val nats/char (best checkpoint)"],
         rows,
-        title=f"One model against {len(names)} averaged ({args.set or ', '.join(map(str, run_dirs))})",
+        title=f"One model against {len(names)} averaged ({','.join(args.set) or ', '.join(map(str, run_dirs))})",
     )
     if scores["first_k"]:
         together, best = scores["first_k"][len(names)], min(scores["alone"])
         print(f"\nall {len(names)}: {together:.4f}; best member {best:.4f}; gain {best - together:.4f}")
-    save_results("ensemble", {"runs": list(map(str, run_dirs)), "set": args.set, "members": records, **scores})
+    save_results(
+        "ensemble", {"runs": list(map(str, run_dirs)), "set": ",".join(args.set), "members": records, **scores}
+    )
 
 
 if __name__ == "__main__":

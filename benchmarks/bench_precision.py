@@ -7,7 +7,7 @@ prints a table and writes benchmarks/results/precision-*.json.
     python benchmarks/bench_precision.py --device cpu --precisions fp32,bf16 --sizes 2x128 --rounds 3
 
 Validation loss after a fixed budget at each precision is bench_quality's job:
-`bench_quality.py --configs notebook --set device=cuda,precision=bf16 --budgets 1`.
+`bench_quality.py --configs notebook --set device=cuda --set precision=bf16 --budgets 1`.
 """
 
 from __future__ import annotations

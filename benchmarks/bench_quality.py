@@ -4,7 +4,7 @@ wall-clock budgets, for named configurations, through the real `charrnn.train` l
     python benchmarks/bench_quality.py                       # default config, anna.txt, 1/5/10 minutes
     python benchmarks/bench_quality.py --long                # adds 30 and 60 minutes
     python benchmarks/bench_quality.py --configs default,notebook --corpus shakespeare --budgets 5
-    python benchmarks/bench_quality.py --configs default --set batch_size=16,lr=3e-3 --budgets 5
+    python benchmarks/bench_quality.py --configs default --set batch_size=16 --set lr=3e-3 --budgets 5
 
 `--steps N` gives every run N steps instead of a time budget: the fair way to compare settings that
 do not change a step's cost (learning rate, schedule, averaging) on a machine whose speed drifts.
@@ -121,7 +121,13 @@ def main() -> None:
     parser.add_argument("--configs", default="default", help=f"comma-separated: {', '.join(CONFIGS)}")
     parser.add_argument("--budgets", default="1,5,10", help="minutes, comma-separated")
     parser.add_argument("--long", action="store_true", help="also 30 and 60 minutes")
-    parser.add_argument("--set", default="", help="overrides for every config, e.g. hidden=384,batch_size=16")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FLAG=VALUE",
+        help="one flag changed for every config, as charrnn sweep's --set (repeat), e.g. --set hidden=384",
+    )
     parser.add_argument("--steps", type=int, help="stop each run after this many steps instead of a time budget")
     parser.add_argument("--label", default="", help="a name for this variant in the table")
     parser.add_argument("--dynamic-lr", type=float, help="also score each run with dynamic evaluation at this lr")
@@ -130,7 +136,7 @@ def main() -> None:
     text = Path(CORPORA.get(args.corpus, args.corpus))
     budgets = [float(b) for b in args.budgets.split(",")] + ([30.0, 60.0] if args.long else [])
     budgets = [0.0] if args.steps else budgets
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(",".join(args.set))
     records = []
     workdir = Path(tempfile.mkdtemp(prefix="charrnn-quality-"))
     try:
@@ -141,7 +147,9 @@ def main() -> None:
                 record = run_one(config)
                 if args.dynamic_lr is not None:
                     record.update(score_dynamic(config, args.dynamic_lr))
-                record.update(config_name=name + (f"+{args.label or args.set}" if args.set else ""), budget_min=minutes)
+                record.update(
+                    config_name=name + (f"+{args.label or ','.join(args.set)}" if args.set else ""), budget_min=minutes
+                )
                 records.append(record)
                 budget = f"{args.steps} steps" if args.steps else f"{minutes:g} min"
                 print(

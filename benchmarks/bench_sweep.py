@@ -12,8 +12,8 @@ to 20%. A step's arithmetic does not depend on where it runs, so the race splits
     python benchmarks/bench_sweep.py plan benchmarks/sweeps/anna.txt --base-steps 4597 -o plan.json
     python benchmarks/bench_sweep.py run plan.json --device cuda --workers 6 [--cpu-workers 4] [-o results.json]
 
-A variant file holds one variant a line, `name: flag=value,flag=value` (bench_quality's --set
-syntax; `steps_scale=2` doubles its budget, `device=cpu` keeps it on the CPU, as bf16 runs must be to
+A variant file holds one variant a line, `name: flag=value,flag=value` (several flags, one value
+each; `steps_scale=2` doubles its budget, `device=cpu` keeps it on the CPU, as bf16 runs must be to
 learn as they would here, `train_fraction=0.25` trains on the first quarter of the training text and
 validates on the same text as the others), and may hold a base, `*: flags`, under every variant's own
 flags (else the base is charrnn's defaults); `--base-steps` is the base's steps in the budget here. On
@@ -27,9 +27,7 @@ import argparse
 import concurrent.futures as futures
 import json
 import multiprocessing
-import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,12 +35,10 @@ from pathlib import Path
 import torch
 
 import charrnn
-from bench_precision import seconds_per_step
 from bench_quality import make_config, parse_overrides, run_one
 from charrnn import allocator
 from charrnn.corpus import read_text, train_val_split
-from charrnn.dataset import prepare_data
-from charrnn.train import Trainer
+from charrnn.sweep import step_seconds as sweep_step_seconds
 
 from common import CORPORA, machine, print_table
 
@@ -91,25 +87,17 @@ def cost_key(spec: str) -> tuple:
 
 
 def step_seconds(specs: list[str], text: Path, rounds: int, steps: int, workdir: Path) -> dict:
-    """Median seconds of one real training step per cost key on this machine, rounds interleaved."""
-    trainers = {}
-    for index, spec in enumerate(specs):
-        if cost_key(spec) in trainers:
-            continue
-        overrides, _ = split_overrides(spec)
-        out = workdir / str(index)
-        config = make_config("default", text, out, 0, {**overrides, "device": "cpu"}, steps=10**9)
-        out.mkdir(parents=True)
-        data = prepare_data(config)
-        allocator.keep_freed_memory()  # as the CLI sets it, after the text is read
-        trainers[cost_key(spec)] = Trainer(config, out, data, stream=open(os.devnull, "w"))
-    times: dict[tuple, list[float]] = {key: [] for key in trainers}
-    for trainer in trainers.values():
-        trainer.train_step(1e-3)  # warm-up: oneDNN primitives, allocator
-    for _ in range(rounds):
-        for key, trainer in trainers.items():
-            times[key].append(seconds_per_step(lambda t=trainer: t.train_step(1e-3), trainer.device, steps))
-    return {key: statistics.median(values) for key, values in times.items()}
+    """Median seconds of one real training step per cost key on this machine, rounds interleaved
+    (`charrnn sweep`'s own timing)."""
+    keys, configs = [], []
+    for spec in specs:
+        if cost_key(spec) not in keys:
+            overrides, _ = split_overrides(spec)
+            keys.append(cost_key(spec))
+            out = workdir / str(len(keys))
+            configs.append(make_config("default", text, out, 0, {**overrides, "device": "cpu"}, steps=10**9))
+    allocator.keep_freed_memory()  # as the CLI sets it
+    return dict(zip(keys, sweep_step_seconds(configs, rounds, steps), strict=True))
 
 
 def plan(args: argparse.Namespace) -> None:

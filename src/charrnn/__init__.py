@@ -19,6 +19,7 @@ from .evaluate import EvalResult, evaluate, evaluate_dynamic
 from .model import ModelConfig
 from .rundir import load_model
 from .sample import Sampler
+from .sweep import SweepConfig, SweepResult, sweep
 from .train import TrainResult, resume, train
 
 __all__ = [
@@ -27,12 +28,15 @@ __all__ = [
     "EvalResult",
     "ModelConfig",
     "Sampler",
+    "SweepConfig",
+    "SweepResult",
     "TrainConfig",
     "TrainResult",
     "evaluate",
     "evaluate_dynamic",
     "load",
     "resume",
+    "sweep",
     "train",
 ]
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ from .errors import CharRNNError
 from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
 from .rundir import RUN_FILE, RunDir, load_model
-from .runs import differing_flags, find_runs
+from .runs import find_runs, table_lines
 from .sample import Sampler
 from .train import resume, train
 from .vocab import Vocab
@@ -236,6 +236,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="curves.png", help="the figure to write, .png or .svg (default curves.png)")
     p.add_argument("--x", choices=("step", "time", "epoch"), default="step", help="the horizontal axis (default step)")
     p.add_argument("--bpc", action="store_true", help="bits per character instead of nats")
+
+    p = commands.add_parser("sweep", help="train every variant of a grid of flags with one budget; name the best")
+    p.add_argument("texts", nargs="+", metavar="TEXT", help="text files to train on")
+    p.add_argument("--out", help="the sweep's directory (default sweeps/<first text's name>)")
+    p.add_argument("--budget", type=duration, required=True, help="training time per variant, e.g. 5m")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        required=True,
+        metavar="FLAG=V1,V2",
+        help="one flag and the values to try (repeat for more flags: the grid is every combination)",
+    )
+    p.add_argument("--random", action="store_true", help="draw --trials variants from the grid at random")
+    p.add_argument("--trials", type=int, help="variants to draw with --random")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random draw (default 1)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="variants at once; more than 1 times each step and trains by steps"
+    )
+    p.add_argument("--ensemble", type=int, default=0, metavar="K", help="also score the best K averaged")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.0, help="set aside this tail of the text to score the choice on"
+    )
 
     p = commands.add_parser("runs", help="a table of the runs under a directory, best validation first")
     p.add_argument("root", metavar="DIR", help="a directory holding run directories (at any depth)")
@@ -453,26 +476,46 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import SweepConfig, parse_set, sweep
+
+    config = SweepConfig(
+        texts=tuple(args.texts),
+        out=args.out or str(Path("sweeps") / Path(args.texts[0]).stem),
+        budget=args.budget,
+        sets=tuple(parse_set(text) for text in args.sets),
+        trials=args.trials,
+        random=args.random,
+        seed=args.seed,
+        workers=args.workers,
+        ensemble=args.ensemble,
+        test_fraction=args.test_fraction,
+    )
+    result = sweep(config, report=lambda line: print(line, flush=True))
+    print()
+    for line in table_lines(result.rows):
+        print(line)
+    best = result.rows[0]
+    val = "no validation" if best.best_val_loss is None else f"validation {best.best_val_loss:.4f} nats/char"
+    print(f"\nbest: {result.best} ({val})")
+    if result.ensemble_val is not None:
+        print(f"the best {args.ensemble} averaged: validation {result.ensemble_val:.4f} nats/char")
+    test = dict(result.test)
+    left_out = test.pop("left_out", 0)
+    for which, loss in test.items():
+        print(f"test text ({args.test_fraction:g} of the text, seen by no choice), {which}: {loss:.4f} nats/char")
+    if left_out:
+        print(f"({left_out} test characters that no model's vocabulary holds were left out)")
+    return 0
+
+
 def cmd_runs(args) -> int:
     rows = find_runs(args.root)
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=1))
         return 0
-    varying = differing_flags(rows)
-
-    def loss(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f}"
-
-    table = [
-        [row.name, *(str(row.flags.get(n)) for n in varying), f"{row.params:,}", str(row.step),
-         "-" if row.epoch is None else f"{row.epoch:.2f}", "-" if row.elapsed_s is None else f"{row.elapsed_s:.0f}s",
-         loss(row.last_val_loss), loss(row.best_val_loss), row.state + (f" ({row.reason})" if row.reason else "")]
-        for row in rows
-    ]  # fmt: skip
-    header = ["run", *varying, "params", "steps", "epochs", "time", "last val", "best val", "state"]
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    for line in [header, *table]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    for line in table_lines(rows):
+        print(line)
     return 0
 
 
@@ -504,6 +547,7 @@ COMMANDS = {
     "info": cmd_info,
     "score": cmd_score,
     "runs": cmd_runs,
+    "sweep": cmd_sweep,
     "plot": cmd_plot,
     "export": cmd_export,
     "serve": cmd_serve,

@@ -84,3 +84,23 @@ def _row(root: Path, path: Path) -> RunRow | None:
         state=state,
         reason=reason,
     )
+
+
+def table_lines(rows: list[RunRow]) -> list[str]:
+    """The rows as an aligned text table, with a column for each flag that differs between them."""
+    varying = differing_flags(rows)
+
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    table = [
+        [row.name, *(str(row.flags.get(n)) for n in varying), f"{row.params:,}", str(row.step),
+         "-" if row.epoch is None else f"{row.epoch:.2f}", "-" if row.elapsed_s is None else f"{row.elapsed_s:.0f}s",
+         loss(row.last_val_loss), loss(row.best_val_loss), row.state + (f" ({row.reason})" if row.reason else "")]
+        for row in rows
+    ]  # fmt: skip
+    header = ["run", *varying, "params", "steps", "epochs", "time", "last val", "best val", "state"]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [header, *table]
+    ]
