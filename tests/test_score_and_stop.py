@@ -76,3 +76,9 @@ def test_sample_from_each_checkpoint(tiny_run):
     assert all("validation loss" in h for h in headers)
     bad = run_main("sample", tiny_run / "nothing", "--checkpoints", "all")
     assert bad.returncode == 1 and "run directory" in bad.stderr
+
+
+def test_score_of_an_ensemble_of_one_model_twice_is_that_models(tiny_run):
+    alone = json.loads(run_main("score", tiny_run, "--text", "It was a bright", "--json").stdout)
+    twice = json.loads(run_main("score", tiny_run, "--with", tiny_run, "--text", "It was a bright", "--json").stdout)
+    assert twice["loss"] == pytest.approx(alone["loss"], abs=1e-5) and "mean of 2" in twice["model"]
