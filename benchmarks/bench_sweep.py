@@ -38,7 +38,7 @@ import charrnn
 from bench_quality import make_config, parse_overrides, run_one
 from charrnn import allocator
 from charrnn.corpus import read_text, train_val_split
-from charrnn.sweep import step_seconds as sweep_step_seconds
+from charrnn.sweeps import step_seconds as sweep_step_seconds
 
 from common import CORPORA, machine, print_table
 

@@ -36,7 +36,7 @@ from charrnn import allocator, onednn
 from charrnn.config import TrainConfig
 from charrnn.dataset import prepare_data
 from charrnn.model import ModelConfig
-from charrnn.train import StopSignals, Trainer
+from charrnn.trainer import StopSignals, Trainer
 from reference_notebook import ReferenceProcess
 
 from common import CORPORA, median_time, print_table, save_results

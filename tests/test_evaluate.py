@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import dynamic_window_losses, evaluate, evaluate_dynamic
+from charrnn.evaluation import dynamic_window_losses, evaluate, evaluate_dynamic
 from charrnn.model import CharRNN, ModelConfig
 
 

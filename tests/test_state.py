@@ -19,7 +19,7 @@ from charrnn.dataset import prepare_data
 from charrnn.metrics import read_metrics
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.rundir import RunDir, resolve_checkpoint
-from charrnn.train import StopSignals, Trainer
+from charrnn.trainer import StopSignals, Trainer
 
 FORMAT1 = Path(__file__).with_name("fixtures") / "format1"
 QUIET = open(os.devnull, "w")

@@ -11,7 +11,7 @@ import pytest
 
 import charrnn
 from charrnn.rundir import RunDir
-from charrnn.sweep import SweepConfig, parse_set
+from charrnn.sweeps import SweepConfig, parse_set
 
 from conftest import run_main
 

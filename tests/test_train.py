@@ -11,7 +11,7 @@ from charrnn.dataset import prepare_data
 from charrnn.errors import CharRNNError
 from charrnn.metrics import COLUMNS, read_metrics, rising_validation_hint
 from charrnn.rundir import RunDir, resolve_checkpoint
-from charrnn.train import Trainer
+from charrnn.trainer import Trainer
 
 from conftest import tiny_config
 

@@ -5,41 +5,51 @@ result = charrnn.train(charrnn.TrainConfig(texts=["anna.txt"], out="runs/anna"))
 model = charrnn.load("runs/anna")
 print(model.generate("Far", 300, temperature=0.8, top_k=5, seed=1))
 ensemble = charrnn.load(["runs/anna", "runs/anna-seed2"])  # samples from the mean of their probabilities
+
+Names are imported on first use, so that what needs no torch (`charrnn.prepare`) does not load it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .config import TrainConfig
-from .ensemble import Ensemble, load_ensemble
-from .errors import CharRNNError
-from .evaluate import EvalResult, evaluate, evaluate_dynamic
-from .model import ModelConfig
-from .rundir import load_model
-from .sample import Sampler
-from .sweep import SweepConfig, SweepResult, sweep
-from .train import TrainResult, resume, train
-
-__all__ = [
-    "CharRNNError",
-    "Ensemble",
-    "EvalResult",
-    "ModelConfig",
-    "Sampler",
-    "SweepConfig",
-    "SweepResult",
-    "TrainConfig",
-    "TrainResult",
-    "evaluate",
-    "evaluate_dynamic",
-    "load",
-    "resume",
-    "sweep",
-    "train",
-]
+_HOMES = {
+    "CharRNNError": "errors",
+    "Ensemble": "ensemble",
+    "EvalResult": "evaluation",
+    "ModelConfig": "model",
+    "Sampler": "sample",
+    "SweepConfig": "sweeps",
+    "SweepResult": "sweeps",
+    "TrainConfig": "config",
+    "TrainResult": "trainer",
+    "evaluate": "evaluation",
+    "evaluate_dynamic": "evaluation",
+    "prepare": "prepared",
+    "resume": "trainer",
+    "sweep": "sweeps",
+    "train": "trainer",
+}
+__all__ = sorted([*_HOMES, "load"])
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .sample import Sampler
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
 
 
 def load(
@@ -47,6 +57,10 @@ def load(
 ) -> Sampler:
     """A `Sampler` for a run directory (its best checkpoint unless told otherwise) or one checkpoint file;
     for a list of them, a `Sampler` for their `Ensemble` (the mean of their probabilities)."""
+    from .ensemble import load_ensemble
+    from .rundir import load_model
+    from .sample import Sampler
+
     if isinstance(path, str | os.PathLike):
         return Sampler(*load_model(path, checkpoint, device))
     return Sampler(*load_ensemble(list(path), checkpoint, device))

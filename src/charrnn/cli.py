@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from . import allocator
+from . import allocator, prepare_cli
 from . import checkpoint as ckpt
 from .config import PRECISIONS, TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars
@@ -21,12 +21,13 @@ from .dataset import validation_ids
 from .devices import select_device
 from .ensemble import Ensemble, load_ensemble
 from .errors import CharRNNError
-from .evaluate import DYNAMIC_LR, evaluate, evaluate_dynamic
+from .evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .model import CharRNN, ModelConfig, count_parameters
+from .prepared import is_prepared
 from .rundir import RUN_FILE, RunDir, load_model
 from .runs import find_runs, table_lines
 from .sample import Sampler
-from .train import resume, train
+from .trainer import resume, train
 from .vocab import Vocab
 
 MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
@@ -119,6 +120,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         type=float,
         default=s,
         help=f"share of the text, from its end, for validation (default {d.val_fraction})",
+    )
+    add(
+        "--val-max-chars",
+        type=int,
+        default=s,
+        help=f"at most this many characters of validation text, from the end (default {d.val_max_chars:,})",
     )
     add("--eval-every", type=int, default=s, help=f"validate every N steps (default {d.eval_every})")
     add("--save-every", type=int, default=s, help=f"checkpoint every N steps (default {d.save_every})")
@@ -222,8 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files")
     p.add_argument("--errors", default="strict", help="what to do with undecodable bytes: strict, replace, ignore")
 
-    p = commands.add_parser("info", help="what a run or checkpoint holds")
-    p.add_argument("path", help="a run directory or one checkpoint file")
+    prepare_cli.add_flags(
+        commands.add_parser("prepare", help="encode text files once into a corpus training memory-maps")
+    )
+
+    p = commands.add_parser("info", help="what a run, a checkpoint or a prepared corpus holds")
+    p.add_argument("path", help="a run directory, one checkpoint file or a prepared corpus")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser("export", help="write a trained model in another format (ONNX)")
@@ -438,6 +449,8 @@ def run_info(path: Path) -> dict:
 
 
 def cmd_info(args) -> int:
+    if is_prepared(args.path):
+        return prepare_cli.info(args.path, args.json)
     info = run_info(Path(args.path))
     if args.json:
         print(json.dumps(info, indent=1))
@@ -477,7 +490,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import SweepConfig, parse_set, sweep
+    from .sweeps import SweepConfig, parse_set, sweep
 
     config = SweepConfig(
         texts=tuple(args.texts),
@@ -545,6 +558,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "eval": cmd_eval,
     "info": cmd_info,
+    "prepare": lambda args: prepare_cli.run(args),
     "score": cmd_score,
     "runs": cmd_runs,
     "sweep": cmd_sweep,

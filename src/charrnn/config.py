@@ -47,6 +47,7 @@ class TrainConfig:
     init_from: str | None = None  # a run (or checkpoint) whose weights and architecture this run starts from
     tensorboard: str | None = None  # a directory for TensorBoard logs (the run's own subdirectory in it)
     val_fraction: float = 0.1
+    val_max_chars: int = 5_000_000  # the validation tail's cap: a 1 GB corpus validates on 5 MB, not 100
     eval_every: int = 1000
     save_every: int = 1000
     keep: int = 5  # 0: keep all
@@ -62,7 +63,7 @@ class TrainConfig:
         self._validate()
 
     def _validate(self) -> None:
-        positive = ["batch_size", "seq_len", "lr", "eval_every", "save_every"]
+        positive = ["batch_size", "seq_len", "lr", "eval_every", "save_every", "val_max_chars"]
         optional = ("epochs", "max_steps", "time_budget", "patience")
         positive += [name for name in optional if getattr(self, name) is not None]
         for name in positive:

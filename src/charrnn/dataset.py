@@ -16,6 +16,7 @@ import numpy as np
 from .config import TrainConfig
 from .corpus import iter_chunks, max_chars, train_val_split
 from .errors import CharRNNError
+from .prepared import open_prepared
 from .rundir import RunDir
 from .vocab import Vocab
 
@@ -29,13 +30,18 @@ class Data:
 
 
 def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
-    def chunks():
-        return iter_chunks(config.texts, config.encoding, config.errors)
-
-    # Two passes over the files (vocabulary, then ids) keep memory at about one byte per character.
-    vocab = vocab or Vocab.from_chunks(chunks())
-    ids = vocab.encode_chunks(chunks(), max_chars(config.texts))
-    train_ids, val_ids = train_val_split(ids, config.val_fraction)
+    """The run's text: a prepared corpus (one directory, memory-mapped) or text files, encoded now."""
+    if len(config.texts) == 1 and os.path.isdir(config.texts[0]):
+        prepared = open_prepared(config.texts[0])
+        if vocab is not None and vocab != prepared.vocab:
+            raise CharRNNError(
+                f"{prepared.path}: its vocabulary is not the run's; resume needs the corpus it started on"
+            )
+        vocab, ids, fingerprint = prepared.vocab, prepared.ids(), prepared.manifest["ids_sha256"]
+    else:
+        vocab, ids = _encoded_files(config, vocab)
+        fingerprint = hashlib.sha256(memoryview(ids)).hexdigest()
+    train_ids, val_ids = validation_split(ids, config.val_fraction, config.val_max_chars)
     need = config.batch_size * config.seq_len + 1
     if len(train_ids) < need:
         total = math.ceil(need / (1 - config.val_fraction))
@@ -46,7 +52,26 @@ def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
         )
     if config.val_fraction > 0 and len(val_ids) < 2:
         raise CharRNNError("text too short for its validation split; raise --val-fraction or use --val-fraction 0")
-    return Data(vocab, train_ids, val_ids, hashlib.sha256(memoryview(ids)).hexdigest())
+    return Data(vocab, train_ids, val_ids, fingerprint)
+
+
+def _encoded_files(config: TrainConfig, vocab: Vocab | None) -> tuple[Vocab, np.ndarray]:
+    def chunks():
+        return iter_chunks(config.texts, config.encoding, config.errors)
+
+    # Two passes over the files (vocabulary, then ids) keep memory at about one byte per character.
+    vocab = vocab or Vocab.from_chunks(chunks())
+    return vocab, vocab.encode_chunks(chunks(), max_chars(config.texts))
+
+
+def validation_split(ids: np.ndarray, val_fraction: float, val_max_chars: int) -> tuple[np.ndarray, np.ndarray]:
+    """The contiguous tail for validation, at most `val_max_chars` long (the rest trains), so that a
+    huge corpus's every validation does not read a tenth of it."""
+    train_ids, val_ids = train_val_split(ids, val_fraction)
+    if len(val_ids) > val_max_chars:
+        cut = len(ids) - val_max_chars
+        train_ids, val_ids = ids[:cut], ids[cut:]
+    return train_ids, val_ids
 
 
 def validation_ids(path: str | os.PathLike) -> np.ndarray:

@@ -17,7 +17,7 @@ from .errors import CharRNNError
 _CHUNK_CHARS = 1 << 22  # encode in chunks so a huge text never becomes a huge int32 array at once
 
 
-def _code_points(text: str) -> np.ndarray:
+def code_points(text: str) -> np.ndarray:
     # surrogatepass keeps lone surrogates (from --errors surrogateescape) encodable.
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
@@ -49,7 +49,7 @@ class Vocab:
         """The vocabulary of a text given in pieces (so it never has to be in memory whole)."""
         seen: set[int] = set()
         for chunk in chunks:
-            seen.update(np.unique(_code_points(chunk)).tolist())
+            seen.update(np.unique(code_points(chunk)).tolist())
         if not seen:
             raise CharRNNError("cannot build a vocabulary from empty text")
         return cls(tuple(chr(cp) for cp in sorted(seen)))
@@ -81,7 +81,7 @@ class Vocab:
         out = np.empty(max_chars, dtype=self.dtype)
         used = 0
         for chunk in chunks:
-            cps = _code_points(chunk)
+            cps = code_points(chunk)
             ids = np.where(cps < len(table), table[np.minimum(cps, len(table) - 1)], -1)
             if (ids < 0).any():
                 raise CharRNNError(self._unknown_message(cps[ids < 0]))

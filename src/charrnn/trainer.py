@@ -32,7 +32,7 @@ from .checkpoint import CheckpointInfo, load_tensors
 from .config import TrainConfig
 from .dataset import Data, prepare_data
 from .errors import CharRNNError
-from .evaluate import evaluate
+from .evaluation import evaluate
 from .finetune import starting_point
 from .metrics import Reporter, RunSummary, StepMetrics
 from .model import CharRNN, count_parameters

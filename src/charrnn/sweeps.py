@@ -30,12 +30,12 @@ from .corpus import iter_chunks, train_val_split
 from .dataset import prepare_data, validation_ids
 from .ensemble import load_ensemble
 from .errors import CharRNNError
-from .evaluate import evaluate
+from .evaluation import evaluate
 from .files import atomic_write_json, read_json
 from .model import ModelConfig
 from .rundir import RunDir, load_model
 from .runs import FINISHED, RunRow, find_runs
-from .train import Trainer, resume, train
+from .trainer import Trainer, resume, train
 
 UNSWEPT = {"texts", "out", "init_from", "tensorboard", "device", "encoding", "errors", "vocab_size"}
 PLAN_FILE = "sweep.json"
