@@ -32,7 +32,7 @@ from .vocab import Vocab, code_points
 FORMAT = 1
 KIND = "charrnn prepared corpus"
 MANIFEST, IDS, VOCAB = "manifest.json", "ids.bin", "vocab.json"
-CHUNK_CHARS = 1 << 23
+CHUNK_CHARS = 1 << 22
 _DENSE = 1 << 16  # code points below this are counted in a table; the rare ones above, by np.unique
 
 
@@ -96,10 +96,22 @@ def prepare(
     return Prepared(out, manifest, vocab)
 
 
+def _narrow(chunk: str) -> np.ndarray | None:
+    """The chunk's code points as bytes when all are below 256 (most text), else None."""
+    try:
+        return np.frombuffer(chunk.encode("latin-1"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        return None
+
+
 def _vocabulary(chunks) -> Vocab:
     dense = np.zeros(_DENSE, dtype=np.int64)
     rare: set[int] = set()
     for chunk in chunks:
+        narrow = _narrow(chunk)
+        if narrow is not None:  # the fast path: one count over 256 bins
+            dense[:256] += np.bincount(narrow, minlength=256)
+            continue
         cps = code_points(chunk)
         small = cps < _DENSE
         dense += np.bincount(cps[small], minlength=_DENSE)
@@ -113,9 +125,14 @@ def _vocabulary(chunks) -> Vocab:
 
 def _write_ids(chunks, vocab: Vocab, path: Path) -> tuple[int, str]:
     digest, chars, dtype = hashlib.sha256(), 0, vocab.dtype.newbyteorder("<")
+    narrow_table = None
+    if vocab.dtype == np.uint8 and ord(vocab.chars[-1]) < 256:  # every character is a byte: one lookup
+        narrow_table = np.zeros(256, dtype=np.uint8)
+        narrow_table[[ord(c) for c in vocab.chars]] = np.arange(len(vocab), dtype=np.uint8)
     with open(path, "wb") as f:
         for chunk in chunks:
-            ids = vocab.encode(chunk).astype(dtype, copy=False)
+            narrow = _narrow(chunk) if narrow_table is not None else None
+            ids = narrow_table[narrow] if narrow is not None else vocab.encode(chunk).astype(dtype, copy=False)
             f.write(memoryview(ids))
             digest.update(memoryview(ids))
             chars += len(ids)
