@@ -144,7 +144,17 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         help="start from RUN's best weights and architecture (fine-tuning): new text, optimizer and schedule",
     )
     add("--seed", type=int, default=s, help=f"random seed (default {d.seed})")
-    add("--device", default=s, help="auto, cpu, cuda or mps (default auto)")
+    add(
+        "--device",
+        default=s,
+        help="auto, cpu, cuda or mps (default auto; under torchrun auto is cuda:LOCAL_RANK where GPUs are)",
+    )
+    add(
+        "--dist-backend",
+        choices=("auto", "gloo", "nccl"),
+        default=s,
+        help="under torchrun: the collectives' backend (default auto: gloo on the CPU, NCCL on CUDA)",
+    )
     add("--encoding", default=s, help="text encoding of the files (default utf-8)")
     add("--errors", default=s, help="what to do with undecodable bytes: strict, replace, ignore (default strict)")
 

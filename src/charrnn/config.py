@@ -20,7 +20,7 @@ STOP_FLAGS = frozenset({"max_steps", "epochs", "time_budget"})
 # precision too, so that a bf16 run can go on where bf16 cannot run (with a warning: other numbers).
 RESUMABLE_CHANGES = frozenset(
     {"max_steps", "epochs", "time_budget", "patience", "eval_every", "save_every", "keep", "device", "precision"}
-    | {"tensorboard"}
+    | {"tensorboard", "dist_backend"}
 )
 
 
@@ -53,6 +53,7 @@ class TrainConfig:
     keep: int = 5  # 0: keep all
     seed: int = 1234
     device: str = "auto"
+    dist_backend: str = "auto"  # under torchrun: gloo on the CPU, NCCL on CUDA, unless told
     encoding: str = "utf-8"
     errors: str = "strict"
 
@@ -77,6 +78,7 @@ class TrainConfig:
             if not (0.0 <= value < 1.0 or (top == "1]" and value == 1.0)):
                 raise CharRNNError(f"{setting(name)} must be in [0, {top}, got {value}")
         choices = (("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES))
+        choices += (("dist_backend", ("auto", "gloo", "nccl")),)
         for name, allowed in choices:
             value = getattr(self, name)
             if value not in allowed and not (name == "device" and value.startswith("cuda:")):

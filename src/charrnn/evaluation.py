@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -53,31 +53,44 @@ class EvalResult:
 
 @torch.inference_mode()
 def evaluate(
-    model: CharRNN | Ensemble, ids: np.ndarray, streams: int = 64, seq_len: int = 250, lead_in: int = 250
+    model: CharRNN | Ensemble,
+    ids: np.ndarray,
+    streams: int = 64,
+    seq_len: int = 250,
+    lead_in: int = 250,
+    share: tuple[int, int] = (0, 1),
+    total: Callable[[list[float]], list[float]] = lambda values: values,
 ) -> EvalResult:
     """Mean cross-entropy of `model` (or of an ensemble's mean probabilities) on `ids` (dropout off),
-    predicting ids[1:] from what precedes."""
+    predicting ids[1:] from what precedes. With `share` (rank, ranks) this process scores streams rank,
+    rank + ranks, ... of the same layout and `total` sums the ranks' losses and counts, so every rank
+    gets the figure one process would."""
     device = model.device
+    rank, ranks = share
     streams = max(1, min(streams, (len(ids) - 1) // max(seq_len // 4, 1)))
     source = BatchSource(ids, streams, seq_len, device)
+    mine = slice(rank, None, ranks)
     was_training = model.training
     model.eval()
     try:
         state = _lead_in_state(model, ids, streams, source.stream_len, min(lead_in, source.stream_len))
-        total = torch.zeros((), dtype=torch.float64, device=device)
+        state = tuple(s[:, mine].contiguous() for s in state)
+        summed = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
         for inputs, targets in source.epoch_batches():
-            loss, state = _summed_loss(model, inputs, targets, state)
-            total += loss
-            count += targets.numel()
+            if inputs[mine].shape[0]:
+                loss, state = _summed_loss(model, inputs[mine], targets[mine], state)
+                summed += loss
+                count += targets[mine].numel()
         rest = source.remainder()
-        if rest is not None:
+        if rest is not None and (streams - 1) % ranks == rank:  # the rank holding the last stream continues it
             last_row = tuple(s[:, -1:].contiguous() for s in state)
-            total += _summed_loss(model, *rest, last_row)[0]
+            summed += _summed_loss(model, *rest, last_row)[0]
             count += rest[1].numel()
     finally:
         model.train(was_training)
-    return EvalResult(float(total) / count, count)
+    loss_sum, count = total([float(summed), float(count)])
+    return EvalResult(loss_sum / count, int(count))
 
 
 def _lead_in_state(model: CharRNN | Ensemble, ids: np.ndarray, streams: int, stream_len: int, width: int):

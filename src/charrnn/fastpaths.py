@@ -23,22 +23,27 @@ from . import onednn
 _MASK_LEVELS = 1 << 16  # 16 random bits per element: the keep probability is exact to 1/65,536
 
 
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout. On the CPU, the mask comes from `keep_mask`, and differentiating it is one
-    multiply. Elsewhere F.dropout, one fused kernel."""
+def dropout(x: torch.Tensor, p: float, training: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Inverted dropout. On the CPU, the mask comes from `keep_mask` (drawn from `generator`, else torch's
+    own), and differentiating it is one multiply. Elsewhere F.dropout, one fused kernel (or, with a
+    generator, a mask drawn from it)."""
     if not training or p == 0:
         return x
     if not x.is_cpu:
-        return nn.functional.dropout(x, p, True)
-    return x * keep_mask(x.shape, p, x.dtype)
+        if generator is None:
+            return nn.functional.dropout(x, p, True)
+        return x * keep_mask(x.shape, p, x.dtype, generator).to(x.device)
+    return x * keep_mask(x.shape, p, x.dtype, generator)
 
 
-def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype) -> torch.Tensor:
+def keep_mask(
+    shape: torch.Size, p: float, dtype: torch.dtype, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """0 with probability p, else 1/keep. torch's CPU generator fills a 64-bit integer about as fast as
     it draws one float, so four elements share one integer, 16 bits each. The integers are drawn over
     their full signed range; `random_()` alone leaves every fourth 16-bit lane non-negative."""
     count = math.prod(shape)
-    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1, generator=generator)
     draws = words.view(torch.int16)[:count].view(shape)  # uniform over [-32768, 32767]
     kept_levels = max(1, round((1.0 - p) * _MASK_LEVELS))
     scale = _MASK_LEVELS / kept_levels  # 1 / the keep probability the threshold really gives

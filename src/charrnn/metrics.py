@@ -223,3 +223,10 @@ class Reporter:
         if self.tensorboard is not None:
             self.tensorboard.close()
         self.progress.close()
+
+
+class SilentReporter:
+    """What ranks other than 0 report to: nothing (rank 0 alone prints and writes metrics.csv)."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None

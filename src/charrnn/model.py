@@ -82,6 +82,9 @@ class CharRNN(nn.Module):
         )
         self.head = nn.Linear(config.hidden, config.vocab_size)
         self.recurrent_weight_names = [name for name, _ in self.rnn.named_parameters() if name.startswith("weight_hh")]
+        # Under torchrun every rank draws weight-drop masks from one shared generator (the weights are
+        # replicated); alone, from torch's own, as always.
+        self.weight_drop_generator: torch.Generator | None = None
 
     @property
     def device(self) -> torch.device:
@@ -111,7 +114,7 @@ class CharRNN(nn.Module):
         weights = dict(self.rnn.named_parameters())
         if weight_drop:
             for name in self.recurrent_weight_names:
-                weights[name] = fastpaths.dropout(weights[name], config.weight_drop, True)
+                weights[name] = fastpaths.dropout(weights[name], config.weight_drop, True, self.weight_drop_generator)
         if layer_by_layer:
             return fastpaths.layer_by_layer(config.cell, config.layers, config.dropout, inputs, state, weights)
         with warnings.catch_warnings():

@@ -4,7 +4,9 @@
     train.*          the weights being trained, when a moving average is kept beside them
     average.count    how many steps the average has seen
     optim.I.NAME     Adam's per-parameter state (step, exp_avg, exp_avg_sq) of parameter I
-    rng.torch        torch's CPU generator; rng.cuda the GPU's, on CUDA
+    rng.torch        torch's CPU generator (rank 0's under torchrun); rng.cuda the GPU's, on CUDA
+    rng.rank.R       rank R's CPU generator, for R > 0, in a multi-process run (its dropout masks)
+    rng.weight_drop  the generator every rank shares for weight-drop masks, in a multi-process run
     state.I          the carried recurrent state, one tensor per part ((h, c) for an LSTM)
 
 The rest (Adam's hyperparameters, the fp16 loss scaler, the data position) is JSON and goes into
@@ -104,3 +106,20 @@ def _restore_scaler(scaler: torch.amp.GradScaler, tensors: dict[str, torch.Tenso
     elif "scaler.scale" in tensors:  # format 1
         old = {"scale": tensors["scaler.scale"].item(), "_growth_tracker": int(tensors["scaler.growth_tracker"].item())}
         scaler.load_state_dict({**scaler.state_dict(), **old})
+
+
+def pack_ranks(rank_states: list[torch.Tensor], weight_drop: torch.Generator | None) -> dict[str, torch.Tensor]:
+    """The multi-process run's other generators: each rank's past rank 0, and the shared weight-drop one."""
+    tensors = {f"rng.rank.{rank}": state for rank, state in enumerate(rank_states) if rank > 0}
+    if weight_drop is not None:
+        tensors["rng.weight_drop"] = weight_drop.get_state()
+    return tensors
+
+
+def rank_generator(tensors: dict[str, torch.Tensor], rank: int) -> torch.Tensor | None:
+    """Rank `rank`'s saved CPU generator (rank 0's is rng.torch); None when the run had no such rank."""
+    return tensors["rng.torch"] if rank == 0 else tensors.get(f"rng.rank.{rank}")
+
+
+def weight_drop_generator(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    return tensors.get("rng.weight_drop")

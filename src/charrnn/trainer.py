@@ -13,6 +13,7 @@ streams), `stop_reason` (decided together), `save` and `report` (rank 0 alone).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -24,17 +25,19 @@ from pathlib import Path
 
 import torch
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
-from . import allocator, devices, state, tensorboard
+from . import allocator, devices, distributed, state, tensorboard
 from .batches import Batch, BatchSource
 from .checkpoint import CheckpointInfo, load_tensors
 from .config import TrainConfig
 from .dataset import Data, prepare_data
+from .distributed import SINGLE, Agreement, World
 from .errors import CharRNNError
 from .evaluation import evaluate
 from .finetune import starting_point
-from .metrics import Reporter, RunSummary, StepMetrics
+from .metrics import Reporter, RunSummary, SilentReporter, StepMetrics
 from .model import CharRNN, count_parameters
 from .rundir import RunDir
 from .schedule import learning_rate
@@ -86,11 +89,19 @@ class StopSignals:
 
 class Trainer:
     def __init__(
-        self, config: TrainConfig, run_dir: RunDir | Path, data: Data, stream=None, initial_weights: dict | None = None
+        self,
+        config: TrainConfig,
+        run_dir: RunDir | Path,
+        data: Data,
+        stream=None,
+        initial_weights: dict | None = None,
+        world: World = SINGLE,
     ):
-        self.config, self.data, self.stream = config, data, stream
+        self.config, self.data, self.stream, self.world = config, data, stream, world
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        self.device = devices.select_device(config.device)
+        self.device = devices.select_device(distributed.device_for(world, config.device))
+        distributed.start(world, self.device, config.dist_backend)
+        self.agreement = Agreement(world, self.device)
         self.autocast_dtype = devices.autocast_dtype(config.precision, self.device, config.model.cell)
         torch.manual_seed(config.seed)
         model = CharRNN(config.model.for_vocab(len(data.vocab)))
@@ -104,16 +115,29 @@ class Trainer:
             optimizer=torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2), fused=fused),
             # fp16's narrow range needs the loss scaled up so small gradients survive; bf16 and fp32 do not.
             scaler=torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16"),
-            batches=BatchSource(
-                data.train_ids,
-                config.batch_size,
-                config.seq_len,
-                self.device,
-                config.seed if config.shift_epochs else None,
+            batches=_streams_of(
+                world,
+                BatchSource(
+                    data.train_ids,
+                    config.batch_size,
+                    config.seq_len,
+                    self.device,
+                    config.seed if config.shift_epochs else None,
+                ),
             ),
             average=_moving_average(model, config.ema) if config.ema else None,
         )
-        self.carried = model.init_state(config.batch_size)
+        self.carried = model.init_state(config.batch_size // world.size)
+        self.ddp = None
+        if world.distributed:  # gradients averaged over the ranks; rank 0's weights broadcast at the start
+            self.ddp = DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if config.model.weight_drop:
+                model.weight_drop_generator = torch.Generator().manual_seed(config.seed)
+            if world.rank:
+                torch.manual_seed(distributed.rank_seed(config.seed, world.rank))
+        self.clock = 0.0  # rank 0's training seconds as of the last step, which every rank's schedule reads
         self.step = 0
         self.elapsed_prior = 0.0  # training seconds spent before this process (resumed runs)
         self.val_loss: float | None = None
@@ -139,13 +163,19 @@ class Trainer:
         config = self.config
         self._open_report(resumed)
         start = time.perf_counter() - self.elapsed_prior  # the clock reads the run's training seconds
+        self.clock = self.elapsed_prior
         try:
             while True:
-                step_start = time.perf_counter() - start
+                step_start = time.perf_counter() - start if not self.world.distributed else self.clock
                 lr = learning_rate(config, self.step, step_start, self.batches.windows_per_epoch)
                 loss, chars = self.train_step(lr)
-                chars_per_s = chars / (time.perf_counter() - start - step_start)
-                reason = self.stop_reason(time.perf_counter() - start, signals)
+                loss, self.clock, signals.received, finite = self.agreement.step(
+                    loss, time.perf_counter() - start, signals.received
+                )
+                if not finite:
+                    raise self._non_finite("loss")
+                chars_per_s = chars * self.world.size / (time.perf_counter() - start - step_start)
+                reason = self.stop_reason(self.clock, signals)
                 validate = self.step % config.eval_every == 0 or (reason is not None and reason not in SIGNALS)
                 val = self.validate() if validate else None
                 reason = reason or self.patience_spent()
@@ -161,6 +191,9 @@ class Trainer:
 
     def _open_report(self, resumed: bool) -> None:
         config, data = self.config, self.data
+        if not self.world.is_main:
+            self.report = SilentReporter()
+            return
         board = None
         if config.tensorboard:
             board = TensorBoardLog(config.tensorboard, self.run_dir.path.name, config.flat(), self.step)
@@ -199,10 +232,10 @@ class Trainer:
         model, optimizer, scaler = self.model, self.parts.optimizer, self.parts.scaler
         batch = self.next_batch()
         if batch.starts_epoch:
-            self.carried = model.init_state(self.config.batch_size)
+            self.carried = model.init_state(self.config.batch_size // self.world.size)
         loss, carried = self.forward_loss(batch)
         loss_value = loss.item()
-        if not math.isfinite(loss_value):
+        if not math.isfinite(loss_value) and not self.world.distributed:  # under torchrun: decided together
             raise self._non_finite("loss")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -228,7 +261,7 @@ class Trainer:
     def forward_loss(self, batch: Batch) -> tuple[torch.Tensor, tuple]:
         """The batch's mean cross-entropy (in autocast's precision, if any) and the state after it."""
         with torch.autocast(self.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            logits, carried = self.model(batch.inputs, self.carried)
+            logits, carried = (self.ddp or self.model)(batch.inputs, self.carried)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
         return loss, carried
 
@@ -245,7 +278,9 @@ class Trainer:
     def validate(self) -> float | None:
         if len(self.data.val_ids) < 2:
             return None
-        self.val_loss, self.val_step = evaluate(self.parts.inference_model, self.data.val_ids).loss, self.step
+        share = (self.world.rank, self.world.size)
+        result = evaluate(self.parts.inference_model, self.data.val_ids, share=share, total=self.agreement.total)
+        self.val_loss, self.val_step = result.loss, self.step
         if self.best_val is None or self.val_loss < self.best_val:
             self.best_val, self.train_loss_at_best = self.val_loss, self.train_loss_ema
             self.bad_validations = 0
@@ -269,7 +304,15 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------------
 
     def save(self, elapsed: float, stopped_by: str | None = None) -> None:
-        tensors, packed = state.pack(self.parts, self.carried)
+        """Rank 0 writes the whole run's state: every rank's streams and generator, gathered first (so a
+        peer lost during the gather leaves the newest checkpoint as it was)."""
+        carried = tuple(self.agreement.gather_rows(s) for s in self.carried)
+        rank_rngs = self.agreement.gather_bytes(torch.get_rng_state())
+        if not self.world.is_main:
+            return
+        tensors, packed = state.pack(self.parts, carried)
+        if self.world.distributed:
+            tensors.update(state.pack_ranks(rank_rngs, self.model.weight_drop_generator))
         meta = {
             "step": self.step,
             "epoch": self._epoch(),
@@ -280,6 +323,7 @@ class Trainer:
             "elapsed_s": elapsed,
             "stopped_by": stopped_by,  # why the run ended here (None: a periodic checkpoint); `charrnn runs` reads it
             "bad_validations": self.bad_validations,
+            "world_size": self.world.size,
             **packed,
             "model": self.model.config.to_json(),
             "vocab": self.data.vocab.to_json(),
@@ -287,7 +331,10 @@ class Trainer:
         self.run_dir.save(tensors, meta, self.config.keep)
 
     def restore(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
-        self.carried = state.unpack(self.parts, tensors, meta)
+        carried = state.unpack(self.parts, tensors, meta)
+        self.carried = tuple(s[:, self.world.rank :: self.world.size].contiguous() for s in carried)
+        if self.world.distributed:
+            self._restore_rank_generators(meta, tensors)
         self.step = int(meta["step"])
         self.elapsed_prior = float(meta["elapsed_s"])
         self.val_loss = meta.get("val_loss")
@@ -296,6 +343,23 @@ class Trainer:
         self.train_loss_ema = meta.get("train_loss")
         self.train_loss_at_best = meta.get("train_loss_at_best")
         self.bad_validations = int(meta.get("bad_validations", 0))
+
+    def _restore_rank_generators(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+        """At the saved world size each rank takes its own generator back (the run goes on bit for bit);
+        at another, ranks past 0 draw afresh from the seed, the rank and the step (the same training)."""
+        saved = state.rank_generator(tensors, self.world.rank)
+        if meta.get("world_size") == self.world.size and saved is not None:
+            torch.set_rng_state(saved)
+        elif self.world.rank:
+            torch.manual_seed(distributed.rank_seed(self.config.seed + int(meta["step"]), self.world.rank))
+        shared = state.weight_drop_generator(tensors)
+        if shared is not None and self.model.weight_drop_generator is not None:
+            self.model.weight_drop_generator.set_state(shared)
+
+
+def _streams_of(world: World, batches: BatchSource) -> BatchSource:
+    """This rank's share of the streams: streams rank, rank + size, ... (batch_size stays global)."""
+    return batches.shard(world.rank, world.size) if world.distributed else batches
 
 
 def _moving_average(model: CharRNN, decay: float) -> AveragedModel:
@@ -325,10 +389,14 @@ def _make_run_dir(path: Path) -> None:
 def train(config: TrainConfig, stream=None, keep_freed_memory: bool = False) -> TrainResult:
     """Start a new run in `config.out` (which must not hold one already). `keep_freed_memory` asks
     glibc to keep freed memory for reuse once the text is read (`allocator`; the CLI sets it)."""
+    world = distributed.from_environment()
     run_dir = RunDir(config.out)
     if not config.texts:
         raise CharRNNError("no text files given to train on")
+    _check_split(config, world)
     if run_dir.checkpoints():
+        if distributed.restarted():  # torchrun --max-restarts started the group again: go on from the newest
+            return resume(run_dir.path, stream=stream, keep_freed_memory=keep_freed_memory)
         raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
     config = replace(config, texts=tuple(str(Path(t).resolve()) for t in config.texts))
     if config.tensorboard:
@@ -338,17 +406,34 @@ def train(config: TrainConfig, stream=None, keep_freed_memory: bool = False) -> 
         config, vocab, initial_weights = starting_point(config)
     data = _fine_tuning_data(config, vocab) if vocab else prepare_data(config)
     config = replace(config, model=config.model.for_vocab(len(data.vocab)))  # run.json records what was built
-    devices.autocast_dtype(config.precision, devices.select_device(config.device), config.model.cell)  # refuse early
-    _make_run_dir(run_dir.path)
-    with run_dir.lock():
-        if run_dir.checkpoints():  # checked again under the lock: another process may have won
+    device = devices.select_device(distributed.device_for(world, config.device))
+    devices.autocast_dtype(config.precision, device, config.model.cell)  # refuse early
+    if world.is_main:
+        _make_run_dir(run_dir.path)
+    with _main_lock(run_dir, world):
+        if world.is_main and run_dir.checkpoints():  # checked again under the lock: another process may have won
             raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
-        run_dir.metrics_file.unlink(missing_ok=True)  # from a run that died before its first checkpoint
+        if world.is_main:
+            run_dir.metrics_file.unlink(missing_ok=True)  # from a run that died before its first checkpoint
         if keep_freed_memory:
             allocator.keep_freed_memory()
-        trainer = Trainer(config, run_dir, data, stream, initial_weights)
-        run_dir.write(_run_record(config, data.vocab, data.fingerprint))
+        trainer = Trainer(config, run_dir, data, stream, initial_weights, world)
+        if world.is_main:
+            run_dir.write(_run_record(config, data.vocab, data.fingerprint))
         return _run_with_signals(trainer, resumed=False)
+
+
+def _check_split(config: TrainConfig, world: World) -> None:
+    if world.distributed and config.batch_size % world.size:
+        raise CharRNNError(
+            f"batch_size (--batch-size) {config.batch_size} does not split over {world.size} processes: each "
+            f"takes an equal share of the streams; give a multiple of {world.size}"
+        )
+
+
+def _main_lock(run_dir: RunDir, world: World):
+    """The run's lock, held by rank 0 alone (the only rank that writes)."""
+    return run_dir.lock() if world.is_main else contextlib.nullcontext()
 
 
 def _fine_tuning_data(config: TrainConfig, vocab: Vocab) -> Data:
@@ -375,19 +460,22 @@ def resume(
 ) -> TrainResult:
     """Continue the run in `run_dir` from its newest checkpoint; `changes` may alter only how long it runs
     (and its precision: a warning says that the numbers then differ from an unbroken run's)."""
+    world = distributed.from_environment()
     run_dir = RunDir(run_dir)
     run = run_dir.read("start one with charrnn train")
     saved = TrainConfig.from_json(run["train"])
     config = saved.with_changes(changes or {})
-    with run_dir.lock():
-        run_dir.clean_temporaries()
+    _check_split(config, world)
+    with _main_lock(run_dir, world):
+        if world.is_main:
+            run_dir.clean_temporaries()
         newest, tensors = _newest_checkpoint(run_dir)
         data = prepare_data(config, Vocab.from_json(run["vocab"]))
         if data.fingerprint != run["text_sha256"]:
             raise CharRNNError(f"the training text changed since {run_dir} was started; resume needs the same text")
         if keep_freed_memory:
             allocator.keep_freed_memory()
-        trainer = Trainer(config, run_dir, data, stream)
+        trainer = Trainer(config, run_dir, data, stream, world=world)
         trainer.restore(newest.meta, tensors)
         if trainer.stop_reason(trainer.elapsed_prior, StopSignals()) or trainer.patience_spent():
             raise CharRNNError(
@@ -395,7 +483,8 @@ def resume(
                 "--time-budget or --patience"
             )
         trainer.notes = _resume_warnings(saved, config, run.get("environment"))
-        run_dir.write(_run_record(config, data.vocab, data.fingerprint, run.get("created")))
+        if world.is_main:
+            run_dir.write(_run_record(config, data.vocab, data.fingerprint, run.get("created")))
         return _run_with_signals(trainer, resumed=True)
 
 
@@ -437,5 +526,11 @@ def _resume_warnings(saved: TrainConfig, config: TrainConfig, environment: dict 
 
 def _run_with_signals(trainer: Trainer, resumed: bool) -> TrainResult:
     signals = StopSignals()
-    with signals.installed():
-        return trainer.run(signals, resumed)
+    try:
+        with signals.installed():
+            result = trainer.run(signals, resumed)
+    except BaseException:
+        distributed.finish(together=False)
+        raise
+    distributed.finish()
+    return result
