@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 import charrnn
 from charrnn.checkpoint import load_tensors
+from charrnn.metrics import read_metrics
 from charrnn.rundir import RunDir
 
 from conftest import run_main
@@ -120,3 +121,18 @@ def test_a_restarted_worker_group_resumes_by_itself(tiny_run, anna_50k, tmp_path
     done = run_main("train", anna_50k, "--out", tmp_path / "run")
     assert done.returncode == 1 and "already holds a run" in done.stderr
     assert config.max_steps == 30
+
+
+def test_a_resume_at_another_world_size_continues_the_training(anna_50k, tmp_path):
+    flags = [*FLAGS, "--dropout", "0.1", "--max-steps", "30"]
+    assert torchrun("train", anna_50k, "--out", tmp_path / "r", *flags).returncode == 0
+    done = run_main("train", "--resume", tmp_path / "r", "--max-steps", "40")  # two processes, then one
+    assert done.returncode == 0, done.stderr
+    wider = torchrun("train", "--resume", tmp_path / "r", "--max-steps", "50")  # and two again
+    assert wider.returncode == 0, wider.stdout[-2000:]
+    rows = [(int(r["step"]), float(r["train_loss"])) for r in read_metrics(RunDir(tmp_path / "r").metrics_file)]
+    assert [s for s, _ in rows] == list(range(1, 51))
+    losses = dict(rows)
+    for step in (30, 40):  # no jump where the world size changed: the state and streams carried on
+        assert abs(losses[step + 1] - losses[step]) < 0.3
+    assert losses[50] < losses[1] - 0.5
