@@ -148,3 +148,24 @@ def test_the_validation_tail_is_capped():
     assert len(val) == 30 and len(train) == 970 and val[0] == 970
     train, val = validation_split(ids, 0.1, 500)
     assert len(val) == 100
+
+
+def test_a_separate_validation_text(anna_50k, tmp_path):
+    text = anna_50k.read_text(encoding="utf-8")
+    (tmp_path / "train.txt").write_text(text, encoding="utf-8")  # it holds every character of the other
+    (tmp_path / "val.txt").write_text(text[30_000:], encoding="utf-8")
+    config = tiny_config(tmp_path / "train.txt", tmp_path / "r", val_texts=(str(tmp_path / "val.txt"),))
+    data = prepare_data(config)
+    assert len(data.train_ids) == 50_000 and data.vocab.decode(data.val_ids) == text[30_000:]
+    corpus = prep.prepare([tmp_path / "val.txt"], tmp_path / "valcorpus")
+    capped = prepare_data(
+        tiny_config(tmp_path / "train.txt", tmp_path / "r", val_texts=(str(corpus.path),), val_max_chars=500)
+    )
+    assert data.vocab.decode(capped.val_ids) == text[-500:]
+    (tmp_path / "odd.txt").write_text("☃☃", encoding="utf-8")
+    done = run_main("train", tmp_path / "train.txt", "--val-text", tmp_path / "odd.txt", "--out", tmp_path / "x")
+    assert done.returncode == 1 and "--val-text" in done.stderr and "'☃'" in done.stderr
+    done = run_main("train", tmp_path / "train.txt", "--val-text", tmp_path / "val.txt", "--out", tmp_path / "y",
+                    "--batch-size", "8", "--seq-len", "32", "--hidden", "16", "--max-steps", "3")  # fmt: skip
+    assert done.returncode == 0 and "20,000 validation" in done.stdout, done.stdout + done.stderr
+    assert run_main("train", "--resume", tmp_path / "y", "--max-steps", "4").returncode == 0

@@ -122,6 +122,14 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         help=f"share of the text, from its end, for validation (default {d.val_fraction})",
     )
     add(
+        "--val-text",
+        dest="val_texts",
+        nargs="+",
+        metavar="FILE",
+        default=s,
+        help="validate on these files (text or a prepared corpus) instead of the training text's tail",
+    )
+    add(
         "--val-max-chars",
         type=int,
         default=s,
@@ -316,8 +324,9 @@ def cmd_train(args) -> int:
     if args.resume:
         if "out" in given and Path(given.pop("out")).resolve() != Path(args.resume).resolve():
             raise CharRNNError("--out and --resume name different directories; give only --resume")
-        if "texts" in given:
-            given["texts"] = [str(Path(t).resolve()) for t in given["texts"]]
+        for key in ("texts", "val_texts"):
+            if key in given:
+                given[key] = [str(Path(t).resolve()) for t in given[key]]
         result = resume(args.resume, {**given, **model_changes}, keep_freed_memory=True)
         return result.exit_code
     if "texts" not in given:

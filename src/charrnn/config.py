@@ -47,6 +47,7 @@ class TrainConfig:
     init_from: str | None = None  # a run (or checkpoint) whose weights and architecture this run starts from
     tensorboard: str | None = None  # a directory for TensorBoard logs (the run's own subdirectory in it)
     val_fraction: float = 0.1
+    val_texts: tuple[str, ...] = ()  # a separate validation text (then all of `texts` trains)
     val_max_chars: int = 5_000_000  # the validation tail's cap: a 1 GB corpus validates on 5 MB, not 100
     eval_every: int = 1000
     save_every: int = 1000
@@ -59,6 +60,7 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "texts", tuple(str(t) for t in self.texts))
+        object.__setattr__(self, "val_texts", tuple(str(t) for t in self.val_texts))
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
             object.__setattr__(self, "time_budget", DEFAULT_TIME_BUDGET_S)
         self._validate()
@@ -107,14 +109,14 @@ class TrainConfig:
         train_changes = {k: v for k, v in changes.items() if k not in model_changes}
         for name, value in [*model_changes.items(), *train_changes.items()]:
             current = getattr(self.model if name in model_changes else self, name)
-            if name == "texts":
+            if name in ("texts", "val_texts"):
                 value = tuple(str(v) for v in value)
             if name not in RESUMABLE_CHANGES and value != current:
                 raise CharRNNError(
                     f"cannot change {setting(name)} when resuming (the run has {current!r}); "
                     "start a new run with another --out instead"
                 )
-        updates = {k: v for k, v in train_changes.items() if k != "texts"}
+        updates = {k: v for k, v in train_changes.items() if k not in ("texts", "val_texts")}
         if STOP_FLAGS & updates.keys():
             # New stop conditions replace the old ones: a spent time budget must not end the resume.
             updates = {**dict.fromkeys(STOP_FLAGS), **updates}

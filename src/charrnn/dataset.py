@@ -41,7 +41,13 @@ def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
     else:
         vocab, ids = _encoded_files(config, vocab)
         fingerprint = hashlib.sha256(memoryview(ids)).hexdigest()
-    train_ids, val_ids = validation_split(ids, config.val_fraction, config.val_max_chars)
+    if config.val_texts:
+        train_ids, val_ids = ids, _validation_text(config, vocab)
+        fingerprint = hashlib.sha256(
+            f"{fingerprint} {hashlib.sha256(memoryview(val_ids)).hexdigest()}".encode()
+        ).hexdigest()
+    else:
+        train_ids, val_ids = validation_split(ids, config.val_fraction, config.val_max_chars)
     need = config.batch_size * config.seq_len + 1
     if len(train_ids) < need:
         total = math.ceil(need / (1 - config.val_fraction))
@@ -53,6 +59,20 @@ def prepare_data(config: TrainConfig, vocab: Vocab | None = None) -> Data:
     if config.val_fraction > 0 and len(val_ids) < 2:
         raise CharRNNError("text too short for its validation split; raise --val-fraction or use --val-fraction 0")
     return Data(vocab, train_ids, val_ids, fingerprint)
+
+
+def _validation_text(config: TrainConfig, vocab: Vocab) -> np.ndarray:
+    """`--val-text`: its last `val_max_chars` characters, in the training text's vocabulary."""
+    texts = config.val_texts
+    try:
+        if len(texts) == 1 and os.path.isdir(texts[0]):
+            source = open_prepared(texts[0])
+            ids = vocab.encode(source.vocab.decode(source.ids()[-config.val_max_chars :]))
+        else:
+            ids = vocab.encode_chunks(iter_chunks(texts, config.encoding, config.errors), max_chars(texts))
+    except CharRNNError as exc:
+        raise CharRNNError(f"--val-text: {exc} (the model's vocabulary is the training text's)") from exc
+    return ids[-config.val_max_chars :]
 
 
 def _encoded_files(config: TrainConfig, vocab: Vocab | None) -> tuple[Vocab, np.ndarray]:

@@ -398,7 +398,11 @@ def train(config: TrainConfig, stream=None, keep_freed_memory: bool = False) -> 
         if distributed.restarted():  # torchrun --max-restarts started the group again: go on from the newest
             return resume(run_dir.path, stream=stream, keep_freed_memory=keep_freed_memory)
         raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
-    config = replace(config, texts=tuple(str(Path(t).resolve()) for t in config.texts))
+    config = replace(
+        config,
+        texts=tuple(str(Path(t).resolve()) for t in config.texts),
+        val_texts=tuple(str(Path(t).resolve()) for t in config.val_texts),
+    )
     if config.tensorboard:
         tensorboard.check_available()
     vocab = initial_weights = None
