@@ -6,7 +6,8 @@
 #   3. the notebook's 2x512 config (100x100 batches) trained on CUDA (cuDNN LSTM, fp32: on an H200 mixed
 #      precision measured no faster at this size) through the real `charrnn train` loop for a fixed budget,
 #      then `charrnn eval` and `charrnn sample` on the GPU,
-#   4. the notebook config's validation loss after the same budget at each precision.
+#   4. the notebook config's validation loss after the same budget at each precision,
+#   5. the same training launched by torchrun (world size 1), its chars/s beside the plain run's.
 # It needs python3 with a CUDA build of torch, numpy, safetensors, tqdm, pytest and hypothesis; the
 # corpora in $CHARRNN_DATA_DIR (default ../shared/data).
 #
@@ -47,6 +48,17 @@ seconds=$("$python" -c "print(max(1, round($minutes * 60)))")
 step "$python" -m charrnn train "$anna" --out "$run" --device "$device" --time-budget "$seconds" \
     --hidden 512 --layers 2 --embed-dim 83 --dropout 0.5 --batch-size 100 \
     --seq-len 100 --lr 1e-3 --lr-schedule constant --warmup-steps 0 --eval-every 200 --save-every 200
+# The same run through torchrun (one process: the launcher, the rank's device cuda:LOCAL_RANK), its
+# chars/s beside the plain run's: one GPU is all that is lent, and NCCL will not put two ranks on one.
+step "$python" -m torch.distributed.run --nproc-per-node 1 -m charrnn train "$anna" --out "$run-torchrun" \
+    --device "$device" --time-budget "$seconds" --hidden 512 --layers 2 --embed-dim 83 --dropout 0.5 \
+    --batch-size 100 --seq-len 100 --lr 1e-3 --lr-schedule constant --warmup-steps 0 --eval-every 200 --save-every 200
+step "$python" - "$run" "$run-torchrun" <<'PY'
+import csv, statistics, sys
+for run in sys.argv[1:]:
+    rows = list(csv.DictReader(open(f"{run}/metrics.csv")))[10:]
+    print(run.rsplit("/", 1)[-1], f"{statistics.median(float(r['chars_per_s']) for r in rows):,.0f} chars/s")
+PY
 step "$python" -m charrnn eval "$run" "$anna" --device "$device"
 step "$python" -m charrnn sample "$run" --device "$device" --prime "Far" --length 300 --top-k 5 --seed 1
 sample_64() { "$python" -m charrnn sample "$run" --device "$device" --prime "Far" --length 200 --num-samples 64 \
@@ -54,7 +66,7 @@ sample_64() { "$python" -m charrnn sample "$run" --device "$device" --prime "Far
 step sample_64
 for precision in ${precisions//,/ }; do
     step "$python" benchmarks/bench_quality.py --configs notebook --budgets "$minutes" \
-        --set "device=$device,precision=$precision" --label "$precision"
+        --set "device=$device" --set "precision=$precision" --label "$precision"
 done
 echo
 if ((${#failed[@]})); then printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi

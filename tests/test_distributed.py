@@ -58,6 +58,14 @@ def test_two_processes_train_as_one_with_the_same_global_batch(anna_50k, tmp_pat
     assert two.stdout.count("done at step 30") == 1  # rank 0 alone reports
 
 
+def test_with_dropout_two_processes_learn_as_one_does(anna_50k, tmp_path):
+    flags = [*FLAGS, "--dropout", "0.2", "--max-steps", "40"]
+    assert torchrun("train", anna_50k, "--out", tmp_path / "two", *flags).returncode == 0
+    assert run_main("train", anna_50k, "--out", tmp_path / "one", *flags).returncode == 0
+    one, two = (RunDir(tmp_path / r).checkpoints()[-1].val_loss for r in ("one", "two"))
+    assert abs(one - two) < 0.05 and two < 3.5  # other masks, the same learning (it starts near 4.2)
+
+
 def test_a_killed_rank_then_resume_ends_where_an_unbroken_run_does(anna_50k, tmp_path):
     flags = [*FLAGS, "--hidden", "96", "--dropout", "0.2", "--max-steps", "120"]
     unbroken = torchrun("train", anna_50k, "--out", tmp_path / "a", *flags)
