@@ -42,7 +42,7 @@ def test_score_command_prints_the_loss_and_each_character(tiny_run):
     for args, needle in (
         (["--text", "x"], "too short"),
         (["--text", "☃☃"], "☃"),
-        (["--file", "/nonexistent"], "cannot read"),
+        (["--file", "/nonexistent"], "no such file"),
     ):
         bad = run_main("score", tiny_run, *args)
         assert bad.returncode == 1 and needle in bad.stderr and "Traceback" not in bad.stderr

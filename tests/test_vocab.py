@@ -55,3 +55,24 @@ def test_json_round_trip_and_bad_json():
         Vocab.from_json(["b", "a"])
     with pytest.raises(CharRNNError):
         Vocab.from_json("ab")
+
+
+def test_one_byte_and_wide_chunks_encode_alike_and_name_unknown_characters():
+    vocab = Vocab.from_chunks(["abcé", "☃𝄞"])  # one-byte chunk, then wide (one above 65,535)
+    assert "".join(vocab.chars) == "abcé☃𝄞"
+    narrow, wide = vocab.encode("abcé"), vocab.encode("abcé☃")  # the second takes the wide path
+    assert list(narrow) == list(wide[:4]) and vocab.decode(wide) == "abcé☃"
+    for text, name in (("abz", "'z'"), ("ab☂", "'☂'"), ("ÿ", "'ÿ'")):
+        with pytest.raises(CharRNNError, match=name):
+            vocab.encode(text)
+    with pytest.raises(CharRNNError, match="'ÿ'"):  # past a one-byte vocabulary's own table
+        Vocab(("a", "b", "c")).encode("abcÿ")
+    with pytest.raises(CharRNNError, match="'Å'"):
+        Vocab(("a", "b", "c")).encode("Å")
+
+
+def test_one_byte_chunks_of_a_wide_vocabulary_take_its_ids():
+    vocab = Vocab(tuple(chr(cp) for cp in range(32, 332)))  # 300 characters: uint16 ids
+    ids = vocab.encode("Hello, world")
+    assert ids.dtype == np.uint16 and list(ids) == [ord(c) - 32 for c in "Hello, world"]
+    assert vocab.decode(vocab.encode("Hello ĀĪ")) == "Hello ĀĪ"

@@ -16,7 +16,7 @@ import torch
 from . import allocator, prepare_cli
 from . import checkpoint as ckpt
 from .config import PRECISIONS, TrainConfig
-from .corpus import find_anna, iter_chunks, max_chars
+from .corpus import find_anna, iter_chunks, max_chars, read_text
 from .dataset import validation_ids
 from .devices import select_device
 from .ensemble import Ensemble, load_ensemble
@@ -390,13 +390,7 @@ def _sample_each_checkpoint(args) -> int:
 
 def cmd_score(args) -> int:
     model, vocab, name = _load(args)
-    if args.file is not None:
-        try:
-            text = Path(args.file).read_text(encoding="utf-8").replace("\r\n", "\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CharRNNError(f"{args.file}: cannot read it as UTF-8 text ({exc})") from exc
-    else:
-        text = args.text
+    text = args.text if args.file is None else read_text(args.file)  # as training reads files
     if args.top < 0:
         raise CharRNNError(f"--top must not be negative, got {args.top}")
     scored = Sampler(model, vocab).score(text, args.top if args.per_char else 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import os
 from dataclasses import dataclass
 
@@ -123,9 +124,9 @@ class Agreement:
 
     def step(self, loss: float, elapsed: float, signal: str | None) -> tuple[float, float, str | None, bool]:
         """(mean loss, rank 0's elapsed seconds, a signal any rank received, whether every loss was finite)."""
+        finite = math.isfinite(loss)
         if not self.world.distributed:
-            return loss, elapsed, signal, bool(torch.isfinite(torch.tensor(loss)))
-        finite = bool(torch.isfinite(torch.tensor(loss)))
+            return loss, elapsed, signal, finite
         code = SIGNALS.index(signal) + 1 if signal in SIGNALS else 0
         values = torch.tensor(
             [loss if finite else 0.0, elapsed if self.world.is_main else 0.0, float(code), 0.0 if finite else 1.0],

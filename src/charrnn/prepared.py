@@ -15,7 +15,6 @@ directory that `train` would take. This module does not import torch.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -27,13 +26,12 @@ import numpy as np
 from .corpus import iter_chunks
 from .errors import CharRNNError
 from .files import atomic_write_json, read_json
-from .vocab import Vocab, code_points
+from .vocab import Vocab
 
 FORMAT = 1
 KIND = "charrnn prepared corpus"
 MANIFEST, IDS, VOCAB = "manifest.json", "ids.bin", "vocab.json"
 CHUNK_CHARS = 1 << 22
-_DENSE = 1 << 16  # code points below this are counted in a table; the rare ones above, by np.unique
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ def prepare(
     if out.exists():
         raise CharRNNError(f"{out} already exists; prepare writes a new directory (remove it or choose another)")
     sources = [Path(t) for t in texts]
-    vocab = _vocabulary(iter_chunks(sources, encoding, errors, chunk_chars))
+    vocab = Vocab.from_chunks(iter_chunks(sources, encoding, errors, chunk_chars))
     building = out.with_name(f".tmp-{os.getpid()}-{out.name}")
     try:
         building.mkdir(parents=True)
@@ -96,43 +94,11 @@ def prepare(
     return Prepared(out, manifest, vocab)
 
 
-def _narrow(chunk: str) -> np.ndarray | None:
-    """The chunk's code points as bytes when all are below 256 (most text), else None."""
-    try:
-        return np.frombuffer(chunk.encode("latin-1"), dtype=np.uint8)
-    except UnicodeEncodeError:
-        return None
-
-
-def _vocabulary(chunks) -> Vocab:
-    dense = np.zeros(_DENSE, dtype=np.int64)
-    rare: set[int] = set()
-    for chunk in chunks:
-        narrow = _narrow(chunk)
-        if narrow is not None:  # the fast path: one count over 256 bins
-            dense[:256] += np.bincount(narrow, minlength=256)
-            continue
-        cps = code_points(chunk)
-        small = cps < _DENSE
-        dense += np.bincount(cps[small], minlength=_DENSE)
-        if not small.all():
-            rare.update(np.unique(cps[~small]).tolist())
-    seen = [int(cp) for cp in np.nonzero(dense)[0]] + sorted(rare)
-    if not seen:
-        raise CharRNNError("cannot build a vocabulary from empty text")
-    return Vocab(tuple(chr(cp) for cp in seen))
-
-
 def _write_ids(chunks, vocab: Vocab, path: Path) -> tuple[int, str]:
     digest, chars, dtype = hashlib.sha256(), 0, vocab.dtype.newbyteorder("<")
-    narrow_table = None
-    if vocab.dtype == np.uint8 and ord(vocab.chars[-1]) < 256:  # every character is a byte: one lookup
-        narrow_table = np.zeros(256, dtype=np.uint8)
-        narrow_table[[ord(c) for c in vocab.chars]] = np.arange(len(vocab), dtype=np.uint8)
     with open(path, "wb") as f:
         for chunk in chunks:
-            narrow = _narrow(chunk) if narrow_table is not None else None
-            ids = narrow_table[narrow] if narrow is not None else vocab.encode(chunk).astype(dtype, copy=False)
+            ids = vocab.encode(chunk).astype(dtype, copy=False)
             f.write(memoryview(ids))
             digest.update(memoryview(ids))
             chars += len(ids)
@@ -193,5 +159,5 @@ def describe(prepared: Prepared) -> dict:
         "path": str(prepared.path),
         "kind": KIND,
         **{k: m[k] for k in keys},
-        "vocab": json.dumps("".join(prepared.vocab.chars)),
+        "vocab": "".join(prepared.vocab.chars),
     }

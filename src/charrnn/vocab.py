@@ -15,6 +15,15 @@ import numpy as np
 from .errors import CharRNNError
 
 _CHUNK_CHARS = 1 << 22  # encode in chunks so a huge text never becomes a huge int32 array at once
+_DENSE = 1 << 16  # code points below this are counted in a table when building a vocabulary
+
+
+def one_byte_points(text: str) -> bytes | None:
+    """`text`'s code points as bytes when all are below 256 (most text), else None: the fast path."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
 
 
 def code_points(text: str) -> np.ndarray:
@@ -46,13 +55,23 @@ class Vocab:
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[str]) -> Vocab:
-        """The vocabulary of a text given in pieces (so it never has to be in memory whole)."""
-        seen: set[int] = set()
+        """The vocabulary of a text given in pieces (so it never has to be in memory whole): code points
+        below 65,536 are counted in a table, the rare ones above by `np.unique`."""
+        dense = np.zeros(_DENSE, dtype=np.int64)
+        rare: set[int] = set()
         for chunk in chunks:
-            seen.update(np.unique(code_points(chunk)).tolist())
+            narrow = one_byte_points(chunk)
+            if narrow is not None:
+                dense[:256] += np.bincount(np.frombuffer(narrow, dtype=np.uint8), minlength=256)
+                continue
+            cps = code_points(chunk)
+            small = cps < _DENSE
+            dense += np.bincount(cps[small], minlength=_DENSE)
+            rare.update(np.unique(cps[~small]).tolist())
+        seen = [int(cp) for cp in np.nonzero(dense)[0]] + sorted(rare)
         if not seen:
             raise CharRNNError("cannot build a vocabulary from empty text")
-        return cls(tuple(chr(cp) for cp in sorted(seen)))
+        return cls(tuple(chr(cp) for cp in seen))
 
     def __len__(self) -> int:
         return len(self.chars)
@@ -78,17 +97,33 @@ class Vocab:
         never written are never backed by memory, so the cost is one id per character actually read.
         """
         table = self._lookup_table()
+        byte_table = np.full(256, -1, dtype=np.int64)
+        byte_table[: min(len(table), 256)] = table[:256]
+        known_bytes = bytes(np.nonzero(byte_table >= 0)[0].astype(np.uint8))
+        byte_ids = np.maximum(byte_table, 0).astype(self.dtype)
+        id_bytes = bytes(byte_ids.astype(np.uint8)) if self.dtype == np.uint8 else None
         out = np.empty(max_chars, dtype=self.dtype)
         used = 0
         for chunk in chunks:
-            cps = code_points(chunk)
-            ids = np.where(cps < len(table), table[np.minimum(cps, len(table) - 1)], -1)
-            if (ids < 0).any():
-                raise CharRNNError(self._unknown_message(cps[ids < 0]))
-            if used + len(ids) > max_chars:
+            narrow = one_byte_points(chunk)
+            count = len(chunk)
+            if used + count > max_chars:
                 raise ValueError("text longer than max_chars")
-            out[used : used + len(ids)] = ids
-            used += len(ids)
+            if narrow is not None:  # one-byte characters: bytes.translate checks and maps them
+                unknown = narrow.translate(None, known_bytes)
+                if unknown:
+                    raise CharRNNError(self._unknown_message(np.frombuffer(unknown, dtype=np.uint8)))
+                if id_bytes is not None:
+                    out[used : used + count] = np.frombuffer(narrow.translate(id_bytes), dtype=np.uint8)
+                else:
+                    np.take(byte_ids, np.frombuffer(narrow, dtype=np.uint8), out=out[used : used + count])
+            else:
+                cps = code_points(chunk)
+                ids = np.where(cps < len(table), table[np.minimum(cps, len(table) - 1)], -1)
+                if (ids < 0).any():
+                    raise CharRNNError(self._unknown_message(cps[ids < 0]))
+                out[used : used + count] = ids
+            used += count
         return out[:used]
 
     def _unknown_message(self, unknown_cps: np.ndarray) -> str:
