@@ -26,6 +26,7 @@ _HOMES = {
     "SweepResult": "sweeps",
     "TrainConfig": "config",
     "TrainResult": "trainer",
+    "choose_config": "budget",
     "evaluate": "evaluation",
     "evaluate_dynamic": "evaluation",
     "prepare": "prepared",

@@ -8,13 +8,13 @@ import os
 import re
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from . import allocator, prepare_cli
 from . import checkpoint as ckpt
+from .budget import SHAPING_FLAGS
 from .config import PRECISIONS, TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars, read_text
 from .dataset import validation_ids
@@ -22,15 +22,13 @@ from .devices import select_device
 from .ensemble import Ensemble, load_ensemble
 from .errors import CharRNNError
 from .evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
-from .model import CharRNN, ModelConfig, count_parameters
+from .model import MODEL_FLAGS, CharRNN, ModelConfig, count_parameters
 from .prepared import is_prepared
 from .rundir import RUN_FILE, RunDir, load_model
 from .runs import find_runs, table_lines
 from .sample import Sampler
 from .trainer import resume, train
 from .vocab import Vocab
-
-MODEL_FLAGS = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -333,7 +331,8 @@ def cmd_train(args) -> int:
         raise CharRNNError("give one or more text files to train on (or --resume RUN_DIR)")
     given.setdefault("out", str(Path("runs") / Path(given["texts"][0]).stem))
     config = TrainConfig(**given, model=ModelConfig(**model_changes))
-    return train(config, keep_freed_memory=True).exit_code
+    shaped = (given.keys() | model_changes.keys()) & set(SHAPING_FLAGS)
+    return train(config, keep_freed_memory=True, choose_for_budget=not shaped).exit_code
 
 
 def _load(args) -> tuple[CharRNN | Ensemble, Vocab, str]:
@@ -457,6 +456,7 @@ def run_info(path: Path) -> dict:
         "train_loss": newest.meta.get("train_loss") if newest else None,
         "elapsed_s": newest.meta.get("elapsed_s") if newest else None,
         "environment": run.get("environment"),
+        "choice": run.get("choice"),  # what the time budget chose, when it chose (budget.py)
         "checkpoints": [{"path": str(c.tensors_path), "step": c.step, "val_loss": c.val_loss} for c in checkpoints],
     }
 
@@ -470,6 +470,10 @@ def cmd_info(args) -> int:
         return 0
     print(f"{info['path']}: step {info['step']}, {info['params']:,} parameters, vocabulary {info['vocab_size']}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
+    if info["choice"]:
+        print(
+            f"chosen for a {info['choice']['budget']:g} s budget: {info['choice']['setting']}, {info['choice']['reason']}"
+        )
     if info["best_val_loss"] is not None:
         print(f"best validation loss: {info['best_val_loss']:.4f} nats/char")
     for c in info["checkpoints"]:
@@ -551,7 +555,8 @@ def cmd_demo(args) -> int:
         print(f"{out} already holds a trained run; sampling from it (delete it to train again)")
     else:
         extra = {"time_budget": args.time_budget} if args.time_budget else {}
-        result = train(TrainConfig(texts=(str(find_anna()),), out=str(out), **extra), keep_freed_memory=True)
+        config = TrainConfig(texts=(str(find_anna()),), out=str(out), **extra)
+        result = train(config, keep_freed_memory=True, choose_for_budget=True)
         if result.exit_code:
             return result.exit_code
     sampler = Sampler(*load_model(out))

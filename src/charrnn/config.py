@@ -103,6 +103,12 @@ class TrainConfig:
         flat["texts"] = list(self.texts)
         return flat
 
+    def with_flags(self, flags: dict) -> TrainConfig:
+        """This config with `flags` (field names of either dataclass, model flags beside training flags) set."""
+        model_names = {f.name for f in fields(ModelConfig)}
+        model = replace(self.model, **{k: v for k, v in flags.items() if k in model_names})
+        return replace(self, model=model, **{k: v for k, v in flags.items() if k not in model_names})
+
     def with_changes(self, changes: dict) -> TrainConfig:
         """This run's config with `changes` applied for a resume; refuses changes that alter the model."""
         model_changes = {k: v for k, v in changes.items() if k in {f.name for f in fields(ModelConfig)}}

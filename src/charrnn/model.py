@@ -66,6 +66,9 @@ class ModelConfig:
 _RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
+MODEL_FLAGS = frozenset(f.name for f in fields(ModelConfig)) - {"vocab_size"}  # the flags that name the model
+
+
 class CharRNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()

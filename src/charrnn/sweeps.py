@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import random
 import statistics
-import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -35,7 +34,8 @@ from .files import atomic_write_json, read_json
 from .model import ModelConfig
 from .rundir import RunDir, load_model
 from .runs import FINISHED, RunRow, find_runs
-from .trainer import Trainer, resume, train
+from .steptime import scratch_trainer, timed_steps
+from .trainer import resume, train
 
 UNSWEPT = {"texts", "out", "init_from", "tensorboard", "device", "encoding", "errors", "vocab_size"}
 PLAN_FILE = "sweep.json"
@@ -114,30 +114,19 @@ def variant_name(flags: dict) -> str:
 
 
 def variant_config(config: SweepConfig, texts: tuple[str, ...], flags: dict, steps: int | None) -> TrainConfig:
-    values = {**config.base, **flags}
-    model = {k: v for k, v in values.items() if k in {f.name for f in fields(ModelConfig)}}
-    train_flags = {k: v for k, v in values.items() if k not in model}
     stop = {"max_steps": steps} if steps else {"time_budget": config.budget}
     out = Path(config.out) / "runs" / variant_name(flags)
-    return TrainConfig(texts=texts, out=str(out), model=ModelConfig(**model), **{**train_flags, **stop})
+    return TrainConfig(texts=texts, out=str(out), **stop).with_flags({**config.base, **flags})
 
 
 def step_seconds(configs: list[TrainConfig], rounds: int = 3, steps: int = 5) -> list[float]:
     """Median seconds of one real training step of each config on this machine, rounds interleaved,
     with no run directory written."""
-    trainers = []
-    for config in configs:
-        data = prepare_data(config)
-        trainer = Trainer(replace(config, out=os.devnull), Path(os.devnull), data, stream=open(os.devnull, "w"))
-        trainer.train_step(config.lr)  # warm-up: oneDNN primitives, the allocator
-        trainers.append(trainer)
+    trainers = [scratch_trainer(config, prepare_data(config)) for config in configs]
     times: list[list[float]] = [[] for _ in trainers]
     for _ in range(rounds):
         for index, trainer in enumerate(trainers):
-            start = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_step(trainer.config.lr)
-            times[index].append((time.perf_counter() - start) / steps)
+            times[index].append(statistics.fmean(timed_steps(trainer, steps)))
     return [statistics.median(t) for t in times]
 
 

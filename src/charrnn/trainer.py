@@ -386,9 +386,13 @@ def _make_run_dir(path: Path) -> None:
         raise CharRNNError(f"output directory {path} is not writable")
 
 
-def train(config: TrainConfig, stream=None, keep_freed_memory: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig, stream=None, keep_freed_memory: bool = False, choose_for_budget: bool = False
+) -> TrainResult:
     """Start a new run in `config.out` (which must not hold one already). `keep_freed_memory` asks
-    glibc to keep freed memory for reuse once the text is read (`allocator`; the CLI sets it)."""
+    glibc to keep freed memory for reuse once the text is read (`allocator`; the CLI sets it).
+    `choose_for_budget` lets the time budget choose the model (budget.py), as the command does when no
+    flag shapes it; the choice is saved in run.json, so a resume trains what was chosen."""
     world = distributed.from_environment()
     run_dir = RunDir(config.out)
     if not config.texts:
@@ -421,9 +425,17 @@ def train(config: TrainConfig, stream=None, keep_freed_memory: bool = False) -> 
             run_dir.metrics_file.unlink(missing_ok=True)  # from a run that died before its first checkpoint
         if keep_freed_memory:
             allocator.keep_freed_memory()
+        choice = None
+        if choose_for_budget:
+            from .budget import applies, choose  # budget.py times steps with a Trainer of its own
+
+            if applies(config, world):
+                config, choice = choose(config, data)
         trainer = Trainer(config, run_dir, data, stream, initial_weights, world)
+        if choice is not None:
+            trainer.notes.append(choice.line())
         if world.is_main:
-            run_dir.write(_run_record(config, data.vocab, data.fingerprint))
+            run_dir.write(_run_record(config, data.vocab, data.fingerprint, choice=choice and choice.to_json()))
         return _run_with_signals(trainer, resumed=False)
 
 
@@ -449,14 +461,19 @@ def _fine_tuning_data(config: TrainConfig, vocab: Vocab) -> Data:
         raise CharRNNError(f"--init-from {config.init_from}: the new text does not fit its model: {exc}") from exc
 
 
-def _run_record(config: TrainConfig, vocab: Vocab, fingerprint: str, created: str | None = None) -> dict:
-    return {
+def _run_record(
+    config: TrainConfig, vocab: Vocab, fingerprint: str, created: str | None = None, choice: dict | None = None
+) -> dict:
+    record = {
         "train": config.to_json(),
         "vocab": vocab.to_json(),
         "text_sha256": fingerprint,
         "created": created or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "environment": devices.environment(),
     }
+    if choice is not None:
+        record["choice"] = choice  # what the budget chose and why (budget.py)
+    return record
 
 
 def resume(
@@ -488,7 +505,7 @@ def resume(
             )
         trainer.notes = _resume_warnings(saved, config, run.get("environment"))
         if world.is_main:
-            run_dir.write(_run_record(config, data.vocab, data.fingerprint, run.get("created")))
+            run_dir.write(_run_record(config, data.vocab, data.fingerprint, run.get("created"), run.get("choice")))
         return _run_with_signals(trainer, resumed=True)
 
 

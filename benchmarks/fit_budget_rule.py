@@ -1,0 +1,107 @@
+"""Fit the budget rule's thresholds (charrnn/budget.py) to timed runs, and check each fit on the other text.
+
+The rule takes the largest setting whose epochs in the budget reach its threshold: regularised-768 when
+its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the defaults. A measured case is
+a text and a budget with the best validation of each setting that was timed on it; a pair of thresholds
+fits a set of cases when, in every case where the setting it picks was timed, that setting is within
+0.005 of the best timed one. The epochs are the rule's own input: the budget's steps at each setting's
+probed step time, times its characters per step, over the training text.
+
+    .venv/bin/python benchmarks/fit_budget_rule.py benchmarks/budget_evidence.csv
+
+prints, for anna.txt with its fractions, for tinyshakespeare.txt and for both, the thresholds that fit,
+and for each one-text fit how a rule from it does on the other text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+from collections import defaultdict
+from dataclasses import replace
+
+from charrnn.budget import SETTINGS, rule
+
+TOLERANCE = 0.005
+GRID = [round(0.1 * i, 1) for i in range(1, 401)]  # thresholds 0.1 .. 40 epochs
+
+
+def read_cases(path: str) -> tuple[dict, dict]:
+    """{(text, budget_s): {setting: best validation}} and {(text, budget_s): training characters}, plus the
+    probed seconds per step of each setting (rows whose setting column reads 'probe:NAME')."""
+    cases, chars, seconds = defaultdict(dict), {}, {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(line for line in f if not line.startswith("#")):
+            if row["setting"].startswith("probe:"):
+                seconds[row["setting"][6:]] = float(row["best_val"])
+                continue
+            key = (row["text"], float(row["budget_s"]))
+            cases[key][row["setting"]] = float(row["best_val"])
+            chars[key] = int(row["train_chars"])
+    return {"cases": cases, "chars": chars}, seconds
+
+
+def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: int) -> str:
+    """The product's own rule, with these thresholds for regularised-768 and wide-896."""
+    t_reg, t_wide = thresholds
+    settings = (replace(SETTINGS[0], min_epochs=t_reg), replace(SETTINGS[1], min_epochs=t_wide), SETTINGS[2])
+    return rule(seconds, budget, chars, settings)[0].name
+
+
+def regrets(thresholds, evidence, seconds, keys) -> list[float | None]:
+    """Per case: how far the picked setting is from the best timed one (None: the pick was not timed)."""
+    out = []
+    for key in keys:
+        timed = evidence["cases"][key]
+        chosen = pick(thresholds, seconds, key[1], evidence["chars"][key])
+        out.append(timed[chosen] - min(timed.values()) if chosen in timed else None)
+    return out
+
+
+def fits(thresholds, evidence, seconds, keys) -> bool:
+    return all(r is None or r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys))
+
+
+def describe(region: list[tuple[float, float]]) -> str:
+    if not region:
+        return "no thresholds fit"
+    regs, wides = sorted({r for r, _ in region}), sorted({w for _, w in region})
+    return f"T_reg {regs[0]}..{regs[-1]}, T_wide {wides[0]}..{wides[-1]} ({len(region)} grid pairs)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("evidence")
+    args = parser.parse_args()
+    evidence, seconds = read_cases(args.evidence)
+    groups = {
+        "anna.txt and its fractions": [k for k in evidence["cases"] if k[0].startswith("anna")],
+        "tinyshakespeare.txt": [k for k in evidence["cases"] if k[0].startswith("tinyshakespeare")],
+    }
+    groups["both"] = [k for keys in groups.values() for k in keys]
+    regions = {}
+    for name, keys in groups.items():
+        regions[name] = [t for t in itertools.product(GRID, GRID) if fits(t, evidence, seconds, keys)]
+        print(f"fit on {name}: {describe(regions[name])}")
+    for fitted, scored in (
+        ("anna.txt and its fractions", "tinyshakespeare.txt"),
+        ("tinyshakespeare.txt", "anna.txt and its fractions"),
+    ):
+        region = regions[fitted]
+        if not region:
+            continue
+        good = [t for t in region if fits(t, evidence, seconds, groups[scored])]
+        worst = max((r or 0.0) for t in region for r in regrets(t, evidence, seconds, groups[scored]))
+        print(
+            f"rules fitted on {fitted}, scored on {scored}: {len(good)} of {len(region)} also fit there; "
+            f"the worst excess loss over its best timed setting {worst:.4f}"
+        )
+    for key in groups["both"]:
+        timed = ", ".join(f"{s} {v:.4f}" for s, v in sorted(evidence["cases"][key].items(), key=lambda x: x[1]))
+        shown = ", ".join(f"{s} {e:.1f}" for s, e in rule(seconds, key[1], evidence["chars"][key])[1].items())
+        print(f"  {key[0]} {key[1] / 60:g} min: {timed}  (epochs: {shown})")
+
+
+if __name__ == "__main__":
+    main()
