@@ -3,8 +3,8 @@
 The rule takes the largest setting whose epochs in the budget reach its threshold: regularised-768 when
 its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the defaults. A measured case is
 a text and a budget with the best validation of each setting that was timed on it; a pair of thresholds
-fits a set of cases when, in every case where the setting it picks was timed, that setting is within
-0.005 of the best timed one. The epochs are the rule's own input: the budget's steps at each setting's
+fits a set of cases when, in every case, the setting it picks was timed there and is within 0.005 of the
+best timed one. The epochs are the rule's own input: the budget's steps at each setting's
 probed step time, times its characters per step, over the training text.
 
     .venv/bin/python benchmarks/fit_budget_rule.py benchmarks/budget_evidence.csv
@@ -24,7 +24,7 @@ from dataclasses import replace
 from charrnn.budget import SETTINGS, rule
 
 TOLERANCE = 0.005
-GRID = [round(0.1 * i, 1) for i in range(1, 401)]  # thresholds 0.1 .. 40 epochs
+GRID = [round(0.1 * i, 1) for i in range(1, 301)]  # thresholds 0.1 .. 30 epochs
 
 
 def read_cases(path: str) -> tuple[dict, dict]:
@@ -42,11 +42,17 @@ def read_cases(path: str) -> tuple[dict, dict]:
     return {"cases": cases, "chars": chars}, seconds
 
 
+def _with_threshold(index: int) -> dict[float, object]:
+    return {t: replace(SETTINGS[index], min_epochs=t) for t in GRID}
+
+
+REG, WIDE = _with_threshold(0), _with_threshold(1)
+
+
 def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: int) -> str:
     """The product's own rule, with these thresholds for regularised-768 and wide-896."""
     t_reg, t_wide = thresholds
-    settings = (replace(SETTINGS[0], min_epochs=t_reg), replace(SETTINGS[1], min_epochs=t_wide), SETTINGS[2])
-    return rule(seconds, budget, chars, settings)[0].name
+    return rule(seconds, budget, chars, (REG[t_reg], WIDE[t_wide], SETTINGS[2]))[0].name
 
 
 def regrets(thresholds, evidence, seconds, keys) -> list[float | None]:
@@ -60,7 +66,7 @@ def regrets(thresholds, evidence, seconds, keys) -> list[float | None]:
 
 
 def fits(thresholds, evidence, seconds, keys) -> bool:
-    return all(r is None or r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys))
+    return all(r is not None and r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys))
 
 
 def describe(region: list[tuple[float, float]]) -> str:
@@ -91,11 +97,13 @@ def main() -> None:
         region = regions[fitted]
         if not region:
             continue
-        good = [t for t in region if fits(t, evidence, seconds, groups[scored])]
-        worst = max((r or 0.0) for t in region for r in regrets(t, evidence, seconds, groups[scored]))
+        scores = [regrets(t, evidence, seconds, groups[scored]) for t in region]
+        good = sum(all(r is not None and r <= TOLERANCE for r in rs) for rs in scores)
+        worst = max(r for rs in scores for r in rs if r is not None)
+        untimed = sum(any(r is None for r in rs) for rs in scores)
         print(
-            f"rules fitted on {fitted}, scored on {scored}: {len(good)} of {len(region)} also fit there; "
-            f"the worst excess loss over its best timed setting {worst:.4f}"
+            f"rules fitted on {fitted}, scored on {scored}: {good} of {len(region)} also fit there; the worst "
+            f"excess loss over the best timed setting {worst:.4f}; {untimed} pick a setting not timed there"
         )
     for key in groups["both"]:
         timed = ", ".join(f"{s} {v:.4f}" for s, v in sorted(evidence["cases"][key].items(), key=lambda x: x[1]))

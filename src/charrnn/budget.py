@@ -139,7 +139,7 @@ def choose(config: TrainConfig, data: Data) -> tuple[TrainConfig, Choice]:
         epochs={k: round(v, 2) for k, v in epochs.items()},
         train_chars=len(data.train_ids),
         reason=_reason(chosen, epochs, spent),
-        command=_command(config, chosen.flags),
+        command=_command(built, chosen.flags),
     )
 
 
@@ -172,7 +172,7 @@ def _reason(chosen: Setting, epochs: dict[str, float], spent: float) -> str:
 def _command(config: TrainConfig, flags: dict) -> str:
     """The explicit command that trains what was chosen: the run's own flags, then the chosen ones."""
     words = ["charrnn", "train", *config.texts]
-    fixed = TrainConfig(texts=config.texts).flat()
+    fixed = TrainConfig(texts=config.texts, model=ModelConfig().for_vocab(config.model.vocab_size)).flat()
     given = {k: v for k, v in config.flat().items() if k not in ("texts", "vocab_size") and v != fixed.get(k)}
     for name, value in {**given, "time_budget": config.time_budget, **flags}.items():
         words += _words(name, value)

@@ -188,7 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    _add_train_flags(commands.add_parser("train", help="train a model on text files"))
+    train_parser = commands.add_parser(
+        "train",
+        help="train a model on text files",
+        description="Train a model on text files. With a time budget (5 minutes when no stop is given) and none of "
+        f"{', '.join('--' + f.replace('_', '-') for f in SHAPING_FLAGS)}, it first times a few settings' "
+        "training steps here (at most 3% of the budget) and trains the one that budget suits best.",
+    )
+    _add_train_flags(train_parser)
 
     p = commands.add_parser("sample", help="generate text from a trained model")
     _add_checkpoint_flags(p)
