@@ -101,7 +101,8 @@ def rule(
 
 
 def probe(config: TrainConfig, data: Data, limit: float) -> dict[str, float]:
-    """Seconds per training step of each setting, cheapest first, until `limit` seconds are spent."""
+    """Seconds per training step of each setting, the defaults first and then up the list, until the next
+    would likely take the probe past `limit` seconds."""
     device = devices.select_device(config.device)
     forked = [device.index or 0] if device.type == "cuda" else []
     seconds: dict[str, float] = {}
@@ -110,7 +111,7 @@ def probe(config: TrainConfig, data: Data, limit: float) -> dict[str, float]:
     with torch.random.fork_rng(devices=forked):
         for candidate in reversed(SETTINGS):
             began = time.perf_counter()
-            if seconds and began - start + last_cost > limit:  # the next would likely overrun the share
+            if seconds and began - start + last_cost > limit:
                 break
             trainer = scratch_trainer(config.with_flags(candidate.flags), data)
             seconds[candidate.name] = median_step(trainer, PROBE_STEPS)
@@ -121,8 +122,8 @@ def probe(config: TrainConfig, data: Data, limit: float) -> dict[str, float]:
 
 def choose(config: TrainConfig, data: Data) -> tuple[TrainConfig, Choice]:
     """`config` with the setting chosen for its time budget (less the probe's seconds), and the choice."""
-    fixed = TrainConfig(model=ModelConfig().for_vocab(len(data.vocab)))  # embed_dim follows the vocabulary
     built = replace(config, model=config.model.for_vocab(len(data.vocab)))
+    fixed = _fixed_defaults(built)
     shaped = [name for name in SHAPING_FLAGS if _value(built, name) != _value(fixed, name)]
     if shaped:
         raise CharRNNError(f"{setting(shaped[0])} is given: the budget chooses the model only when no flag shapes it")
@@ -151,6 +152,11 @@ def choose_config(texts, time_budget: float, **settings) -> TrainConfig:
     return config
 
 
+def _fixed_defaults(config: TrainConfig) -> TrainConfig:
+    """The fixed defaults for `config`'s texts and vocabulary (embed_dim follows the vocabulary's size)."""
+    return TrainConfig(texts=config.texts, model=ModelConfig().for_vocab(config.model.vocab_size))
+
+
 def _flag(candidate: Setting, name: str):
     return candidate.flags.get(name, _value(TrainConfig(), name))
 
@@ -172,7 +178,7 @@ def _reason(chosen: Setting, epochs: dict[str, float], spent: float) -> str:
 def _command(config: TrainConfig, flags: dict) -> str:
     """The explicit command that trains what was chosen: the run's own flags, then the chosen ones."""
     words = ["charrnn", "train", *config.texts]
-    fixed = TrainConfig(texts=config.texts, model=ModelConfig().for_vocab(config.model.vocab_size)).flat()
+    fixed = _fixed_defaults(config).flat()
     given = {k: v for k, v in config.flat().items() if k not in ("texts", "vocab_size") and v != fixed.get(k)}
     for name, value in {**given, "time_budget": config.time_budget, **flags}.items():
         words += _words(name, value)

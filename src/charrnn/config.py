@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import CharRNNError, setting
-from .model import ModelConfig
+from .model import MODEL_FLAGS, ModelConfig
 
 DEFAULT_TIME_BUDGET_S = 300.0
 LR_SCHEDULES = ("cosine", "constant")
@@ -105,9 +105,8 @@ class TrainConfig:
 
     def with_flags(self, flags: dict) -> TrainConfig:
         """This config with `flags` (field names of either dataclass, model flags beside training flags) set."""
-        model_names = {f.name for f in fields(ModelConfig)}
-        model = replace(self.model, **{k: v for k, v in flags.items() if k in model_names})
-        return replace(self, model=model, **{k: v for k, v in flags.items() if k not in model_names})
+        model = replace(self.model, **{k: v for k, v in flags.items() if k in MODEL_FLAGS})
+        return replace(self, model=model, **{k: v for k, v in flags.items() if k not in MODEL_FLAGS})
 
     def with_changes(self, changes: dict) -> TrainConfig:
         """This run's config with `changes` applied for a resume; refuses changes that alter the model."""
