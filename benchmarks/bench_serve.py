@@ -3,8 +3,10 @@
 For each model size (the default 1x512 and the notebook's 2x512; untrained weights, which cost the
 same as trained ones) and each client count: every client streams 500 characters after a
 100-character prime; printed are the aggregate characters a second, the time to the first character
-(p50/p99) and the time between characters (p50/p99). Beside them, in the same run: `generate_many`
-offline with as many samples (the bound batching can reach) and the same server with batching off
+(p50/p99), the time between characters (p50/p99) and the share of the machine's cores the clients
+took (they run in this process, on the server's cores). Beside them, in the same run: `generate_many`
+offline with as many samples (the bound batching can reach; measured after each served run, and
+the share of offline is the median of those pairs) and the same server with batching off
 (`--max-batch 1`: one request at a time, as a plain wrapper around a sampler serves), and the
 scheduler alone without HTTP (what the clients and the event loop cost is the difference). Then memory:
 the server's RSS after request 1,000 and after request 10,000 of short requests.
@@ -17,6 +19,8 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -113,23 +117,53 @@ async def one_raw_client(url: str, prime: str, seed: int) -> dict:
     return {"first": arrivals[0][0] - start, "gaps": gaps, "chars": sum(n for _, n in arrivals), "end": arrivals[-1][0]}
 
 
-async def clients(url: str, count: int, prime: str, kind: str = "httpx") -> dict:
+async def clients(url: str, count: int, prime: str, kind: str = "raw") -> dict:
     limits = httpx.Limits(max_connections=count + 4)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
         start = time.perf_counter()
         if kind == "raw":
             results = await asyncio.gather(*(one_raw_client(url, prime, seed) for seed in range(count)))
         else:
             results = await asyncio.gather(*(one_client(client, prime, seed) for seed in range(count)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
     end = max(r["end"] for r in results)
-    firsts = sorted(r["first"] for r in results)
-    gaps = sorted(g for r in results for g in r["gaps"]) or [float("nan")]
     return {
         "chars_per_s": sum(r["chars"] for r in results) / (end - start),
+        "firsts": [r["first"] for r in results],
+        "gaps": [g for r in results for g in r["gaps"]],
+        "client_cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        "seconds": end - start,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values) or [float("nan")]
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def served_and_offline(url: str, run: Path, count: int, prime: str, kind: str, repeats: int) -> dict:
+    """The served figure and the offline one, measured alternately `repeats` times after one unmeasured
+    served run; chars/s and the share of offline are medians, latencies percentiles over every run."""
+    asyncio.run(clients(url, count, prime, kind))  # warm-up: the server's first batches of this size
+    served, offline = [], []
+    for _ in range(repeats):
+        served.append(asyncio.run(clients(url, count, prime, kind)))
+        offline.append(offline_chars_per_s(run, count, prime))
+    firsts = [f for r in served for f in r["firsts"]]
+    gaps = [g for r in served for g in r["gaps"]]
+    return {
+        "chars_per_s": statistics.median(r["chars_per_s"] for r in served),
+        "offline": statistics.median(offline),
+        "share": statistics.median(r["chars_per_s"] / o for r, o in zip(served, offline, strict=True)),
+        "shares": [r["chars_per_s"] / o for r, o in zip(served, offline, strict=True)],
+        "client_cpu_share": statistics.median(
+            r["client_cpu_s"] / ((os.cpu_count() or 1) * r["seconds"]) for r in served
+        ),
         "first_p50": statistics.median(firsts),
-        "first_p99": firsts[min(len(firsts) - 1, int(0.99 * len(firsts)))],
-        "gap_p50": statistics.median(gaps),
-        "gap_p99": gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))],
+        "first_p99": percentile(firsts, 0.99),
+        "gap_p50": statistics.median(gaps) if gaps else float("nan"),
+        "gap_p99": percentile(gaps, 0.99),
     }
 
 
@@ -180,8 +214,16 @@ def main() -> None:
     parser.add_argument(
         "--client",
         choices=("httpx", "raw"),
-        default="httpx",
-        help="the streaming clients: httpx's AsyncClient, or HTTP/1.1 read by hand over asyncio (less CPU)",
+        default="raw",
+        help="the streaming clients: HTTP/1.1 read by hand over asyncio (the default: they share the server's "
+        "cores, so the lighter they are, the more the figure is the server's), or httpx's AsyncClient",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs per client count (medians)")
+    parser.add_argument(
+        "--serve-flag",
+        action="append",
+        default=[],
+        help="a flag for both servers, e.g. --serve-flag=--stream-events=200",
     )
     args = parser.parse_args()
     prime = CORPORA["anna"].read_text(encoding="utf-8")[5000 : 5000 + PRIME_CHARS]
@@ -190,30 +232,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="charrnn-serve-") as workdir:
         for size in args.sizes.split(","):
             run = make_run(size, Path(workdir))
-            batched = Server(run, "--max-batch", str(max(counts)), "--max-queue", "1024")
-            unbatched = Server(run, "--max-batch", "1", "--max-queue", "1024")
+            batched = Server(run, "--max-batch", str(max(counts)), "--max-queue", "1024", *args.serve_flag)
+            unbatched = Server(run, "--max-batch", "1", "--max-queue", "1024", *args.serve_flag)
             try:
                 for count in counts:
-                    served = asyncio.run(clients(batched.url, count, prime, args.client))
+                    served = served_and_offline(batched.url, run, count, prime, args.client, args.repeats)
                     alone = asyncio.run(clients(unbatched.url, count, prime, args.client))
-                    offline = offline_chars_per_s(run, count, prime)
                     bare = scheduler_chars_per_s(run, count, prime)
-                    rows.append({"size": size, "clients": count, **served, "offline": offline,
-                                 "unbatched": alone["chars_per_s"], "scheduler": bare})  # fmt: skip
+                    rows.append({"size": size, "clients": count, **served, "unbatched": alone["chars_per_s"],
+                                 "scheduler": bare})  # fmt: skip
                 if args.memory_requests:
                     memory.append((size, *memory_growth(batched.url, batched, args.memory_requests)))
             finally:
                 batched.close()
                 unbatched.close()
     print_table(
-        ["size", "clients", "chars/s", "offline generate_many", "of offline", "scheduler alone", "batching off", "vs off",
-         "first char p50 ms", "p99 ms", "per char p50 ms", "p99 ms"],
-        [[r["size"], r["clients"], f"{r['chars_per_s']:,.0f}", f"{r['offline']:,.0f}",
-          f"{r['chars_per_s'] / r['offline']:.0%}", f"{r['scheduler']:,.0f}", f"{r['unbatched']:,.0f}", f"{r['chars_per_s'] / r['unbatched']:.1f}x",
+        ["size", "clients", "chars/s", "offline generate_many", "of offline", "each run", "scheduler alone",
+         "batching off", "vs off", "clients' CPU", "first char p50 ms", "p99 ms", "per char p50 ms", "p99 ms"],
+        [[r["size"], r["clients"], f"{r['chars_per_s']:,.0f}", f"{r['offline']:,.0f}", f"{r['share']:.0%}",
+          " ".join(f"{x:.0%}" for x in r["shares"]), f"{r['scheduler']:,.0f}", f"{r['unbatched']:,.0f}",
+          f"{r['chars_per_s'] / r['unbatched']:.1f}x", f"{r['client_cpu_share']:.0%}",
           f"{r['first_p50'] * 1e3:.0f}", f"{r['first_p99'] * 1e3:.0f}", f"{r['gap_p50'] * 1e3:.2f}",
           f"{r['gap_p99'] * 1e3:.2f}"] for r in rows],
-        title=f"charrnn serve: {args.client} streaming clients, {NEW_CHARS} characters each after a "
-        f"{PRIME_CHARS}-character prime",
+        title=f"charrnn serve {' '.join(args.serve_flag)}: {args.client} streaming clients, {NEW_CHARS} characters "
+        f"each after a {PRIME_CHARS}-character prime; medians of {args.repeats} runs",
     )  # fmt: skip
     if memory:
         print_table(

@@ -8,7 +8,15 @@ from charrnn import onednn
 from charrnn import sample as sample_module
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import RecurrentStep, Sampler, SamplingOptions, pick_next, pick_next_row, pick_next_rows
+from charrnn.sample import (
+    RecurrentStep,
+    Sampler,
+    SamplingOptions,
+    pick_next,
+    pick_next_row,
+    pick_next_rows,
+    rank_rows,
+)
 from charrnn.vocab import Vocab
 
 VOCAB = Vocab.from_text("abcdefghij \n")
@@ -199,6 +207,35 @@ def test_picking_rows_together_equals_picking_each_alone(seed, rows):
         draws,
     )
     assert together.tolist() == alone
+
+
+@pytest.mark.parametrize("vocab", [1, 2, 10, 83, 5000])
+def test_ranking_rows_equals_a_stable_argsort(vocab):
+    """Ties keep column order, -0.0 ties with 0.0, infinities rank at the ends: as numpy's stable argsort."""
+    gen = np.random.default_rng(vocab)
+    for _ in range(20):
+        logits = (gen.standard_normal((5, vocab)) * 3).astype(np.float32)
+        logits[:, ::3] = np.round(logits[:, ::3])  # many ties
+        logits[0, :4] = [0.0, -0.0, 0.0, -0.0][:vocab]
+        logits[1, -1], logits[2, 0] = np.inf, -np.inf
+        assert np.array_equal(rank_rows(logits), np.argsort(-logits, axis=1, kind="stable"))
+    wide = gen.standard_normal((3, 7))  # not float32: the plain sort
+    assert np.array_equal(rank_rows(wide), np.argsort(-wide, axis=1, kind="stable"))
+
+
+def test_warming_reads_a_shared_prime_once_and_each_row_gets_its_state(monkeypatch):
+    s = sampler()
+    primes = ["abc d", "hij a", "abc d", "abc d", "hij a"]
+    alone = [s.warm(prime) for prime in primes]
+    read = []
+    forward = s.model.forward
+    monkeypatch.setattr(s.model, "forward", lambda ids, state: read.append(len(ids)) or forward(ids, state))
+    last, state = s.warm_many(primes)
+    assert read == [2]  # two distinct primes, one pass
+    for row, (want_last, want_state) in enumerate(alone):
+        assert int(last[row]) == int(want_last[0])
+        for got, want in zip(state, want_state, strict=True):
+            torch.testing.assert_close(got[:, row], want[:, 0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("make_picker", [lambda: "row", lambda: "batch", lambda: "rows"])

@@ -1,5 +1,6 @@
 """The continuous-batching scheduler alone, in this process: rows, seeds, stop strings, cancelling, limits."""
 
+import threading
 import time
 
 import pytest
@@ -192,3 +193,28 @@ def test_a_rows_draws_do_not_depend_on_who_joins_or_leaves_the_batch(tiny_run):
         assert max(ticks) == 4 and 1 in ticks[ticks.index(4) :]  # it shared the batch, then ran alone again
     finally:
         scheduler.stop()
+
+
+def test_a_job_not_streamed_wakes_its_reader_once_with_the_whole_text(scheduler):
+    """A reader that drains whenever it is woken: a stream is woken as characters come, a job not
+    streamed only at its end (not once a tick), with its first character's time set all the same."""
+    texts, wakes = {}, {}
+    for stream in (True, False):
+        job = Job("The ", 3000, SamplingOptions(), seed=3, stream=stream)
+        woken = threading.Event()
+        job.wake = woken.set
+        scheduler.submit(job)
+        text, wakes[stream], ended = "", 0, False
+        while not ended:
+            assert woken.wait(30)
+            woken.clear()
+            wakes[stream] += 1
+            job.drained()
+            while job.events:
+                event = job.events.popleft()
+                text += event[2] if event[0] == "text" else ""
+                ended = event[0] == "end"
+        texts[stream] = text
+        assert job.started <= job.first_char < time.perf_counter()
+    assert texts[True] == texts[False] and len(texts[False]) == 3000
+    assert wakes[False] == 1 and wakes[True] > 1

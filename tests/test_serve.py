@@ -1,8 +1,11 @@
 """`charrnn serve` as users start it: the real command, uvicorn on an ephemeral 127.0.0.1 port, real clients."""
 
+import contextlib
+import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -154,6 +157,35 @@ def test_a_client_that_goes_away_frees_its_rows(server):
         assert server.active_rows() == 0
 
 
+def event_gaps(server: Server, seconds: float, streams: int = 1) -> list[float]:
+    """Seconds between the text events of the first of `streams` long streams, read for `seconds`."""
+    with server.client() as client, contextlib.ExitStack() as open_streams:
+        body = {"max_new_chars": 200_000}
+        responses = [
+            open_streams.enter_context(client.stream("POST", "/generate/stream", json=body)) for _ in range(streams)
+        ]
+        arrivals, end = [], time.monotonic() + seconds
+        for _ in sse_events(responses[0]):
+            arrivals.append(time.monotonic())
+            if arrivals[-1] > end:
+                break
+    return [b - a for a, b in itertools.pairwise(arrivals[1:])]  # the first goes at once
+
+
+def test_many_open_streams_send_fewer_larger_events(server, tiny_run):
+    # The module's server (--stream-events 400): one stream gathers for 50 ms between events, even with
+    # a model as small as this one, whose loop would hold one GIL shared with the event loop nearly always.
+    assert statistics.median(event_gaps(server, 1.0)) < 0.08
+    s = start_server(tiny_run, "--max-length", 200_000, "--stream-events", 4)
+    try:
+        assert min(event_gaps(s, 1.5)) > 0.2  # 1 stream at 4 events a second: every 0.25 s
+        assert min(event_gaps(s, 2.0, streams=2)) > 0.4  # 2 streams: each every 0.5 s
+        assert s.active_rows() == 0
+        assert s.client().get("/info").json()["limits"]["stream_events"] == 4
+    finally:
+        stop_server(s)
+
+
 def test_a_full_batch_and_queue_answer_429_with_retry_after(server):
     with server.client() as client:
         body = {"max_new_chars": 200_000}
@@ -220,6 +252,25 @@ def test_sigterm_lets_running_requests_finish_then_exits_0(tiny_run):
         httpx.get(f"{s.url}/health", timeout=2)
 
 
+def test_a_model_process_that_dies_fails_its_requests_and_health_then_exit_is_one_line(tiny_run):
+    s = start_server(tiny_run, "--max-length", 200_000)
+    children = open(f"/proc/{s.process.pid}/task/{s.process.pid}/children").read().split()
+    model = next(int(c) for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read())
+    with s.client() as client:
+        with client.stream("POST", "/generate/stream", json={"max_new_chars": 200_000}) as response:
+            events = sse_events(response)
+            assert next(events)[0] == "message"
+            os.kill(model, signal.SIGKILL)
+            rest = list(events)  # ends: no hang
+        assert rest[-1][0] == "error" and "the model process ended (signal 9)" in rest[-1][1]
+        health = client.get("/health")
+        assert health.status_code == 503 and "signal 9" in health.json()["error"]
+        assert client.post("/generate", json={"max_new_chars": 5}).status_code == 503
+    s.process.send_signal(signal.SIGTERM)
+    assert s.process.wait(30) == 1
+    assert s.process.stderr.read().strip() == "charrnn: error: the model process ended (signal 9)"
+
+
 def test_health_is_503_until_the_model_is_loaded(tiny_run):
     app = create_app([tiny_run])
     client = TestClient(app)  # not entered: the startup that loads the model has not run
@@ -242,6 +293,7 @@ def test_serve_without_its_extra_is_one_line(tiny_run):
     [
         (["serve", "{d}/nowhere"], "no such run directory"),
         (["serve", "{run}", "--max-batch", "0"], r"max_batch \(--max-batch\) must be positive"),
+        (["serve", "{run}", "--stream-events", "0"], r"stream_events \(--stream-events\) must be positive"),
         (["serve", "{run}", "--api-key-file", "{d}/none.txt"], "cannot read the API key file"),
     ],
 )

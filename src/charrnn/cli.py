@@ -306,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=64, help="rows generated together each step")
     p.add_argument("--max-queue", type=int, default=256, help="rows that may wait for the batch; beyond: 429")
     p.add_argument("--max-length", type=int, default=5000, help="characters one sample may ask for")
+    p.add_argument(
+        "--stream-events",
+        type=float,
+        default=400.0,
+        help="events a second all open streams send together, at most: with many streams open, each sends "
+        "larger chunks less often (a stream sends at most every 50 ms)",
+    )
     p.add_argument("--api-key-file", help="a file of API keys, one a line: every route but / and /health needs one")
     p.add_argument("--cors-origin", action="append", default=[], help="an origin allowed to call the API (repeat)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds running requests get to finish on SIGTERM")

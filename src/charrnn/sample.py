@@ -100,7 +100,7 @@ def pick_next_rows(
     dtype = logits.dtype
     greedy = np.isnan(draws)
     rows = np.arange(batch)[:, None]
-    ranked = np.argsort(-logits, axis=1, kind="stable")
+    ranked = rank_rows(logits)
     scale = (1.0 / np.where(greedy, 1.0, temperature)).astype(dtype)
     scaled = logits[rows, ranked] * scale[:, None]
     weights = np.exp(scaled - scaled[:, :1])
@@ -122,6 +122,20 @@ def pick_next_rows(
     last = cut - 1 if kept is None else kept.sum(axis=1) - 1
     chosen = np.minimum((cumulative <= targets[:, None]).sum(axis=1), last)
     return ranked[rows[:, 0], np.where(greedy, 0, chosen)]  # a greedy row takes the likeliest
+
+
+def rank_rows(logits: np.ndarray) -> np.ndarray:
+    """`np.argsort(-logits, axis=1, kind="stable")` for float32 rows (likeliest first, ties in column
+    order), several times faster: each logit's bits and its column packed into one int64 key, which
+    numpy's vectorised sort of integers orders by value, then column."""
+    if logits.dtype != np.float32:
+        return np.argsort(-logits, axis=1, kind="stable")
+    bits = (logits + np.float32(0)).view(np.int32).astype(np.int64)  # + 0: -0.0 becomes 0.0, its equal
+    ascending = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # negative floats' bits count the wrong way
+    shift = max(1, (logits.shape[1] - 1).bit_length())
+    keys = (-ascending << shift) | np.arange(logits.shape[1])
+    keys.sort(axis=1)
+    return keys & ((1 << shift) - 1)
 
 
 class _TorchOps:
@@ -404,14 +418,17 @@ class Sampler:
 
     @torch.inference_mode()
     def warm_many(self, primes: list[str]) -> tuple[torch.Tensor, State]:
-        """`warm` for several primes of one length together: one batch through the fused layers."""
+        """`warm` for several primes of one length together: one batch through the fused layers, in
+        which a prime asked for by several rows (a request's samples) is read once."""
         default = "\n" if "\n" in self.vocab.chars else self.vocab.chars[0]
-        encoded = [self.vocab.encode(prime or default).astype("int64") for prime in primes]
+        rows_of = {prime: index for index, prime in enumerate(dict.fromkeys(prime or default for prime in primes))}
+        encoded = [self.vocab.encode(prime).astype("int64") for prime in rows_of]
         ids = torch.as_tensor(np.stack(encoded), device=self.device)
-        state = self.model.init_state(len(primes), self.device)
+        state = self.model.init_state(len(encoded), self.device)
         if ids.shape[1] > 1:
             _, state = self.model(ids[:, :-1], state)
-        return ids[:, -1], state
+        rows = torch.tensor([rows_of[prime or default] for prime in primes], device=self.device)
+        return ids[rows, -1], tuple(part.index_select(1, rows) for part in state)
 
     def stream_batch(
         self, prime: str = "", max_new_chars: int = 200, num_samples: int = 1, seed: int | None = None, **options

@@ -50,14 +50,20 @@ def serve(args) -> int:
     for path in [args.path, *args.also]:
         if not Path(path).exists():
             raise CharRNNError(f"{path}: no such run directory or checkpoint")
-    limits = ServeLimits(max_batch=args.max_batch, max_queue=args.max_queue, max_length=args.max_length)
+    limits = ServeLimits(
+        max_batch=args.max_batch,
+        max_queue=args.max_queue,
+        max_length=args.max_length,
+        stream_events=args.stream_events,
+    )
     service = Service([args.path, *args.also], args.checkpoint, args.device, limits)
     app = create_app(api_keys=_api_keys(args.api_key_file), cors_origins=args.cors_origin, service=service)
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=args.grace, access_log=False)
     server = uvicorn.Server(config)
-    # uvicorn on a thread of its own (where it installs no signal handlers); the model on this one.
+    # uvicorn on a thread of its own (where it installs no signal handlers): this one loads the model
+    # and handles the signals.
     http = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="charrnn-http")
 
     def drain(signum, _frame) -> None:  # no new connections; running requests finish (up to --grace)
@@ -67,17 +73,17 @@ def serve(args) -> int:
     try:
         http.start()
         print(f"serving {args.path} on http://{host}:{port}/ (Ctrl-C or SIGTERM to stop)", flush=True)
-        scheduler = service.load()  # /health answers 503 until this returns
-        if scheduler is None:
+        if not service.load():  # /health answers 503 until this returns
             server.should_exit = True
             http.join()
             raise CharRNNError(service.error)
-        # Until uvicorn has drained and its thread ends, however it ends (the app's shutdown stops it too).
-        threading.Thread(target=lambda: (http.join(), scheduler.stop()), daemon=True).start()
-        scheduler.run()
-        http.join()
+        while http.is_alive():  # until uvicorn has drained, however it ends; the app's shutdown stops the model
+            http.join(0.5)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        service.stop()
+    if service.loaded is not None and service.loaded.scheduler.error is not None:
+        raise CharRNNError(service.loaded.scheduler.error)
     print("stopped", file=sys.stderr, flush=True)
     return 0

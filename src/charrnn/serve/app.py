@@ -1,9 +1,9 @@
 """The FastAPI app: the page, the JSON and streaming APIs, OpenAI's completions shape, health, metrics.
 
 `create_app` loads the model in the background at startup (`/health` answers 503 until it is ready)
-and hands every request to one `Scheduler` thread. A stream's generator frees its rows in `finally`,
-which runs when the client goes away (uvicorn cancels the response), so an abandoned request stops
-costing a row within a tick.
+and hands every request to the scheduler in the model process (`remote.ModelProcess`). A stream's
+generator cancels its job in `finally`, which runs when the client goes away (uvicorn cancels the
+response), so an abandoned request stops costing a row within a tick.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from ..model import count_parameters
 from ..rundir import RunDir
 from ..sample import Sampler, SamplingOptions
 from .middleware import CountAndCap
-from .scheduler import Busy, Job, Scheduler
+from .remote import ModelProcess
+from .scheduler import Busy, Job
 from .schemas import CompletionRequest, GenerateRequest, cap_errors, stop_errors
 from .scoring import score_text
 
@@ -43,7 +44,10 @@ class ServeLimits:
     max_prime: int = 10_000  # characters of prime or prompt
     max_body: int = 64 * 1024  # bytes of request body
     ping_s: float = 10.0  # a comment line on an idle stream, so proxies keep it open
-    gather_s: float = 0.05  # a stream collects characters this long before sending them: fewer, larger events
+    gather_s: float = 0.05  # a stream collects characters at least this long before sending them: fewer, larger events
+    # Events a second all open streams send together, at most: an event costs the server and its client
+    # about the same CPU whatever it holds, so with many streams open each one gathers for longer.
+    stream_events: float = 400.0
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -51,10 +55,20 @@ class ServeLimits:
                 raise CharRNNError(f"{name} (--{name.replace('_', '-')}) must be positive, got {value}")
 
 
+class _Gathering:
+    """How long an open stream collects characters before its next event."""
+
+    def __init__(self, limits: ServeLimits):
+        self.limits, self.open = limits, 0  # touched only on the event loop's thread
+
+    def interval(self) -> float:
+        return max(self.limits.gather_s, self.open / self.limits.stream_events)
+
+
 class _Loaded:
     """What the app serves once loading has finished."""
 
-    def __init__(self, sampler: Sampler, infos: list, scheduler: Scheduler, name: str):
+    def __init__(self, sampler: Sampler, infos: list, scheduler: ModelProcess, name: str):
         self.sampler, self.infos, self.scheduler, self.name = sampler, infos, scheduler, name
 
 
@@ -73,46 +87,68 @@ class _Metrics:
         self.latency = Histogram("charrnn_request_seconds", "time from request to its last character", registry=r)
         self.first = Histogram("charrnn_first_char_seconds", "time from request to its first character", registry=r)
 
+    def observe_ticks(self, ticks: dict[int, int]) -> None:
+        """The batch's occupancy: how many ticks advanced how many rows."""
+        for rows, count in ticks.items():
+            for _ in range(count):
+                self.occupancy.observe(rows)
+
 
 class Service:
-    """The model and its scheduler, as the app serves them: loaded once, by whoever runs the scheduler.
+    """The model, as the app serves it: run by the scheduler in a process of its own (`worker.py`),
+    and loaded here too, on the CPU, for its vocabulary, its card and scoring.
 
-    torch's CPU kernels run their threads well only when called from the process's main thread (the
-    per-character step measured 2.3x slower from another thread here), so `charrnn serve` loads and
-    runs the scheduler on the main thread and uvicorn on another; an app made by `create_app` alone
-    (mounted in someone else's server) loads and runs it on a thread of its own.
+    Loading starts the model process and waits for its model; `charrnn serve` loads on its main thread
+    while uvicorn serves on another (so `/health` answers 503 meanwhile); an app made by `create_app`
+    alone (mounted in someone else's server) loads on a thread of its own at startup.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], checkpoint: str, device: str, limits: ServeLimits):
-        self.paths, self.checkpoint, self.device, self.limits = list(paths), checkpoint, device, limits
+        self.paths, self.checkpoint, self.device, self.limits = [str(p) for p in paths], checkpoint, device, limits
         self.metrics = _Metrics(limits)
         self.loaded: _Loaded | None = None
         self.error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # between loading (any thread) and `attach` (the event loop's)
 
-    def load(self) -> Scheduler | None:
-        """Load the model(s) and make the scheduler (not started); None, with `error` set, on failure."""
+    def load(self) -> bool:
+        """Load the model(s) and start the model process; False, with `error` set, on failure."""
         from .. import load as load_sampler
 
         paths = self.paths
         try:
-            sampler = load_sampler(paths[0] if len(paths) == 1 else paths, self.checkpoint, self.device)
+            sampler = load_sampler(paths[0] if len(paths) == 1 else paths, self.checkpoint, "cpu")
         except CharRNNError as exc:
             self.error = str(exc)
-            return None
-        scheduler = Scheduler(sampler, self.limits.max_batch, self.limits.max_queue, self.metrics.occupancy.observe)
-        self.metrics.queue.set_function(lambda: scheduler.queued_rows)
-        self.metrics.active.set_function(lambda: scheduler.active_rows)
+            return False
+        limits, metrics = self.limits, self.metrics
+        process = ModelProcess(
+            paths, self.checkpoint, self.device, limits.max_batch, limits.max_queue, metrics.observe_ticks
+        )
+        failure = process.start()
+        if failure is not None:
+            self.error = failure
+            return False
+        metrics.queue.set_function(lambda: process.queued_rows)
+        metrics.active.set_function(lambda: process.active_rows)
         infos = sampler.info if isinstance(sampler.info, list) else [sampler.info]
-        self.loaded = _Loaded(sampler, infos, scheduler, " + ".join(Path(p).name for p in paths))
-        return scheduler
+        with self._lock:
+            self.loaded = _Loaded(sampler, infos, process, " + ".join(Path(p).name for p in paths))
+            loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(process.attach, loop)
+        return True
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop the model process's messages are read on (called at the app's startup)."""
+        with self._lock:
+            self._loop = loop
+            loaded = self.loaded
+        if loaded is not None:
+            loaded.scheduler.attach(loop)
 
     def load_in_background(self) -> None:
-        def load_and_start():
-            scheduler = self.load()
-            if scheduler is not None:
-                scheduler.start()
-
-        threading.Thread(target=load_and_start, name="charrnn-load", daemon=True).start()
+        threading.Thread(target=self.load, name="charrnn-load", daemon=True).start()
 
     def stop(self) -> None:
         if self.loaded is not None:
@@ -129,13 +165,14 @@ def create_app(
     service: Service | None = None,
 ) -> FastAPI:
     """The app serving the run(s) at `paths` (more than one: their ensemble). Given a `service`, the
-    caller loads it and runs its scheduler; otherwise the app does both, on threads of its own."""
+    caller loads it; otherwise the app loads it at startup, on a thread of its own."""
     own_service = service is None
     service = service or Service(paths, checkpoint, device, limits or ServeLimits())
     limits, metrics = service.limits, service.metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        service.attach(asyncio.get_running_loop())
         if own_service:
             service.load_in_background()
         yield
@@ -145,6 +182,7 @@ def create_app(
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"], allow_headers=["*"])
     keys = frozenset(api_keys)
+    gathering = _Gathering(limits)
 
     app.add_middleware(
         CountAndCap,
@@ -171,7 +209,7 @@ def create_app(
     @app.get("/health")
     def health() -> JSONResponse:
         if service.loaded is not None and service.loaded.scheduler.error is not None:
-            return JSONResponse({"status": "error", "error": repr(service.loaded.scheduler.error)}, status_code=503)
+            return JSONResponse({"status": "error", "error": service.loaded.scheduler.error}, status_code=503)
         if service.loaded is not None:
             return JSONResponse({"status": "ok"})
         if service.error:
@@ -227,7 +265,7 @@ def create_app(
         loop, woken = asyncio.get_running_loop(), asyncio.Event()
         job.wake = lambda: loop.call_soon_threadsafe(woken.set)
         if loaded.scheduler.error is not None:
-            raise HTTPException(503, f"the model loop failed: {loaded.scheduler.error!r}")
+            raise HTTPException(503, loaded.scheduler.error)
         try:
             loaded.scheduler.submit(job)
         except Busy:
@@ -237,7 +275,9 @@ def create_app(
             raise HTTPException(422, str(exc)) from None
         return woken
 
-    def make_job(loaded: _Loaded, body: GenerateRequest, names: dict[str, str] | None = None) -> Job:
+    def make_job(
+        loaded: _Loaded, body: GenerateRequest, names: dict[str, str] | None = None, stream: bool = False
+    ) -> Job:
         """The job for a checked request; 422 naming the fields as the client sent them (`names` maps
         /generate's field names to another route's)."""
         errors = cap_errors(
@@ -261,16 +301,24 @@ def create_app(
         except CharRNNError as exc:
             raise HTTPException(422, str(exc)) from None
         return Job(
-            body.prime, body.max_new_chars, options, body.seed, body.num_samples, tuple(body.stop), body.logprobs
+            body.prime,
+            body.max_new_chars,
+            options,
+            body.seed,
+            body.num_samples,
+            tuple(body.stop),
+            body.logprobs,
+            stream=stream,
         )
 
     async def batches(
         job: Job, woken: asyncio.Event, request: Request | None, gather: bool
     ) -> AsyncIterator[list[tuple] | None]:
         """The job's events, in batches of what arrived together; None when idle for a ping's time.
-        With `gather` (streams), each batch after the first waits `gather_s` to take more characters.
-        Cancels the job if left early."""
+        With `gather` (streams), each batch after the first waits `gathering.interval()` to take more
+        characters. Cancels the job if left early."""
         sent = False
+        gathering.open += gather
         try:
             while True:
                 try:
@@ -281,7 +329,7 @@ def create_app(
                     yield None
                     continue
                 if gather and sent:  # the first characters go at once; then fewer, larger events
-                    await asyncio.sleep(limits.gather_s)
+                    await asyncio.sleep(gathering.interval())
                 sent = True
                 woken.clear()
                 job.drained()  # from here on, new events wake us again
@@ -294,13 +342,14 @@ def create_app(
                 if batch and batch[-1][0] in ("end", "error"):
                     return
         finally:
+            gathering.open -= gather
             job.cancel()  # a no-op once the job has ended; frees its rows if the client left
 
     async def events(
         job: Job, woken: asyncio.Event, request: Request | None = None, gather: bool = False
     ) -> AsyncIterator[tuple | None]:
         """The job's events one by one (a row's characters that arrived together as one text event)."""
-        async for batch in batches(job, woken, request, gather=gather and limits.gather_s > 0):
+        async for batch in batches(job, woken, request, gather=gather):
             if batch is None:
                 yield None
                 continue
@@ -363,7 +412,7 @@ def create_app(
     @app.post("/generate/stream", dependencies=guarded)
     async def generate_stream(body: GenerateRequest) -> StreamingResponse:
         loaded = ready()
-        job = make_job(loaded, body)
+        job = make_job(loaded, body, stream=True)
         woken = submit(loaded, job)
 
         async def stream() -> AsyncIterator[str]:
@@ -398,7 +447,7 @@ def create_app(
             top_k=body.top_k, greedy=False, seed=body.seed, num_samples=body.n, stop=body.stops(),
             logprobs=body.logprobs or 0,
         )  # fmt: skip
-        job = make_job(loaded, generate_body, _COMPLETION_NAMES)
+        job = make_job(loaded, generate_body, _COMPLETION_NAMES, stream=bool(body.stream))
         echoed = None
         if body.echo:
             echoed = await asyncio.to_thread(score_text, loaded.sampler, prompt, body.logprobs or 0)

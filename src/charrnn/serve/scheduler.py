@@ -43,8 +43,10 @@ class Job:
     num_samples: int = 1
     stop: tuple[str, ...] = ()
     logprobs: int = 0  # the top N characters with their log-probabilities at each step; 0: none
+    stream: bool = True  # False: the reader wants the text only when it is done, so it is not woken per tick
     wake: Callable[[], None] = lambda: None  # called (from the model thread) when events are waiting
     on_drained: Callable[[Job], None] = lambda job: None  # set by the scheduler: the reader waits for more
+    on_cancel: Callable[[Job], None] = lambda job: None  # set by a scheduler in another process
     events: collections.deque = field(default_factory=collections.deque)
     cancelled: threading.Event = field(default_factory=threading.Event)
     created: float = field(default_factory=time.perf_counter)
@@ -69,7 +71,9 @@ class Job:
         self.on_drained(self)
 
     def cancel(self) -> None:
-        self.cancelled.set()
+        if not self.cancelled.is_set():
+            self.cancelled.set()
+            self.on_cancel(self)
 
 
 _DRAWS = 64  # uniforms drawn from a row's generator at a time: the same stream as one draw per call
@@ -111,9 +115,20 @@ class _Row:
 class Scheduler:
     """Owns the model; `submit` jobs from any thread, read their events from `job.events`."""
 
-    def __init__(self, sampler: Sampler, max_batch: int, max_queue: int, on_tick: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        sampler: Sampler,
+        max_batch: int,
+        max_queue: int,
+        on_tick: Callable[[int], None] | None = None,
+        receive: Callable[[bool], None] | None = None,
+    ):
+        """`on_tick(rows)` is called after each tick; `receive(idle)`, where given, at the top of the loop,
+        from the loop's thread: it delivers what other processes asked for (`submit`, `Job.cancel`,
+        `Job.drained`, `stop`), and, when `idle`, waits until there is something."""
         self.sampler, self.max_batch, self.max_queue = sampler, max_batch, max_queue
         self.on_tick = on_tick or (lambda rows: None)
+        self.receive = receive or (lambda idle: None)
         self._pending: collections.deque[Job] = collections.deque()
         self._active: list[_Row] = []
         self._wakeup = threading.Condition()
@@ -199,10 +214,13 @@ class Scheduler:
             logits = self.sampler.step(ids, buffers)
             logits = np.asarray(logits.float().cpu()) if torch.is_tensor(logits) else logits
             synced = not self._advance(logits, ids, buffers)
+            for job in {row.job for row in rows}:
+                job.first_char = job.first_char or time.perf_counter()
             self.on_tick(len(self._active))
 
     def _admit(self) -> list[Job] | None:
         """Jobs whose rows now fit the batch (waiting for work when there is none); None when stopping."""
+        self.receive(not self._pending and not self._active)
         with self._wakeup:
             while not self._stopping and not self._pending and not self._active:
                 self._wakeup.wait()
@@ -244,7 +262,8 @@ class Scheduler:
         job.started = time.perf_counter()
         seed = job.seed if job.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         rows = []
-        self._waiting.add(job)  # its reader waits for the first characters
+        if job.stream:
+            self._waiting.add(job)  # its reader waits for the first characters
         for index in range(job.num_samples):
             rng = np.random.default_rng(seed if index == 0 else [seed, index])
             row_state = tuple(s[:, index : index + 1].clone() for s in state)

@@ -1,0 +1,168 @@
+"""The HTTP process's handle on the model process (`worker.py`): it takes jobs as the scheduler does.
+
+Everything here runs on the event loop's thread, but for `start` and `stop`, which run before the
+pipe is attached to the loop and after it is gone. A job's events arrive over the pipe and go into
+its own deque, so the app reads them as it read a scheduler's in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import multiprocessing
+from collections.abc import Callable
+
+from ..errors import CharRNNError
+from .scheduler import Busy, Job
+from .worker import run_model_process
+
+STOP_TIMEOUT_S = 10.0
+
+
+class ModelProcess:
+    """Starts the model process, submits jobs to it and hands their events back."""
+
+    def __init__(
+        self,
+        paths: list[str],
+        checkpoint: str,
+        device: str,
+        max_batch: int,
+        max_queue: int,
+        on_ticks: Callable[[dict[int, int]], None],
+    ):
+        self.paths, self.checkpoint, self.device = paths, checkpoint, device
+        self.max_batch, self.max_queue, self.on_ticks = max_batch, max_queue, on_ticks
+        self.error: str | None = None
+        self._jobs: dict[int, Job] = {}
+        self._keys = itertools.count()
+        self._counts = (0, 0, 0)  # the model process's active rows, queued rows and rows received
+        self._submitted = 0  # rows sent to it
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+
+    def start(self) -> str | None:
+        """Start the process and wait until its model is loaded; why it could not be, or None."""
+        context = multiprocessing.get_context("spawn")  # not fork: torch's threads do not survive one
+        self._conn, child = context.Pipe()
+        limits = (self.max_batch, self.max_queue)
+        self.process = context.Process(
+            target=run_model_process,
+            args=(child, self.paths, self.checkpoint, self.device, limits),
+            name="charrnn-model",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+        try:
+            message = self._conn.recv()
+        except (EOFError, OSError):
+            message = ("failed", self._exited())
+        if message[0] != "ready":
+            self.process.join(STOP_TIMEOUT_S)
+            return message[1]
+        return None
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read the process's messages on `loop` from now on."""
+        self._loop = loop
+        loop.add_reader(self._conn.fileno(), self._readable)
+
+    @property
+    def active_rows(self) -> int:
+        return self._counts[0]
+
+    @property
+    def queued_rows(self) -> int:
+        return self._counts[1] + self._submitted - self._counts[2]
+
+    def submit(self, job: Job) -> None:
+        """Send `job` to the model process, or raise `Busy` when its rows fit neither the batch nor the queue."""
+        if self.error is not None:
+            raise CharRNNError(self.error)
+        if job.num_samples > self.max_batch:
+            raise CharRNNError(f"num_samples {job.num_samples} is more than the server's --max-batch {self.max_batch}")
+        if self.active_rows + self.queued_rows + job.num_samples > self.max_batch + self.max_queue:
+            raise Busy
+        key = next(self._keys)
+        job.rows_left = job.num_samples
+        job.on_drained = lambda job: self._send(("drained", key))
+        job.on_cancel = lambda job: key in self._jobs and self._send(("cancel", key))
+        self._jobs[key] = job
+        self._submitted += job.num_samples
+        fields = {
+            "prime": job.prime,
+            "max_new_chars": job.max_new_chars,
+            "options": job.options,
+            "seed": job.seed,
+            "num_samples": job.num_samples,
+            "stop": job.stop,
+            "logprobs": job.logprobs,
+            "stream": job.stream,
+        }
+        self._send(("submit", key, fields))
+
+    def stop(self) -> None:
+        """Ask the process to stop and wait for it (ending it if it does not)."""
+        if self._stopped or not hasattr(self, "process"):
+            return
+        self._stopped = True
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._conn.fileno())
+        with contextlib.suppress(OSError):
+            self._conn.send(("stop",))
+        self.process.join(STOP_TIMEOUT_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self._conn.close()
+
+    def _send(self, message: tuple) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._conn.send(message)
+        except OSError:
+            self._fail(self._exited())
+
+    def _readable(self) -> None:
+        try:
+            while self._conn.poll(0):
+                self._apply(self._conn.recv())
+        except (EOFError, OSError):
+            self._fail(self._exited())
+
+    def _apply(self, message: tuple) -> None:
+        if message[0] == "failed":
+            self._fail(message[1])
+            return
+        _, out, self._counts, ticks = message
+        for key, events, started, first_char in out:
+            job = self._jobs.get(key)
+            if job is None:
+                continue
+            job.started, job.first_char = started, first_char
+            job.events.extend(events)
+            if any(event[0] in ("end", "error") for event in events):
+                del self._jobs[key]
+            job.notify()
+        if ticks:
+            self.on_ticks(ticks)
+
+    def _fail(self, reason: str) -> None:
+        """The model process is gone or its loop failed: every job is told, none waits."""
+        if self.error is None:
+            self.error = reason
+        if self._loop is not None and not self._stopped:
+            self._loop.remove_reader(self._conn.fileno())
+        for job in self._jobs.values():
+            job.push(("error", reason))
+            job.notify()
+        self._jobs.clear()
+
+    def _exited(self) -> str:
+        self.process.join(1.0)
+        code = self.process.exitcode
+        how = "still running" if code is None else f"signal {-code}" if code < 0 else f"exit code {code}"
+        return f"the model process ended ({how})"
