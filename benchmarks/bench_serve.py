@@ -9,7 +9,8 @@ offline with as many samples (the bound batching can reach; measured after each 
 the share of offline is the median of those pairs) and the same server with batching off
 (`--max-batch 1`: one request at a time, as a plain wrapper around a sampler serves), and the
 scheduler alone without HTTP (what the clients and the event loop cost is the difference). Then memory:
-the server's RSS after request 1,000 and after request 10,000 of short requests.
+the server's RSS (the HTTP process and the model process) after request 1,000 and after request 10,000 of
+short requests.
 Loopback only; every loop is bounded in count and time.
 """
 
@@ -64,14 +65,22 @@ class Server:
         raise RuntimeError("server did not start")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """The server's resident memory: the HTTP process and its model process."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        model = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        return sum(_rss_mb(p) for p in [pid, *model])
 
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(60)
+
+
+def _rss_mb(pid: int | str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def one_client(client: httpx.AsyncClient, prime: str, seed: int) -> dict:
