@@ -11,6 +11,7 @@ events, the rows freed and the batch's occupancy go out, at most one message a t
 from __future__ import annotations
 
 import collections
+import select
 import signal
 import time
 from multiprocessing.connection import Connection
@@ -49,6 +50,8 @@ class _Bridge:
 
     def __init__(self, conn: Connection):
         self.conn = conn
+        self.readable = select.poll()  # made once: Connection.poll builds a selector every call, each tick
+        self.readable.register(conn.fileno(), select.POLLIN)
         self.scheduler: Scheduler
         self.jobs: dict[int, Job] = {}
         self.woken: dict[int, Job] = {}  # jobs with events to send, in the order they woke
@@ -62,13 +65,13 @@ class _Bridge:
         process is gone, so stop."""
         try:
             while True:
-                while self.conn.poll(0):
+                while self.readable.poll(0):
                     self.apply(self.conn.recv())
                 self.send_events()
                 scheduler = self.scheduler
                 if not idle or scheduler._stopping or scheduler._pending or scheduler.active_rows:
                     return
-                self.conn.poll(None)
+                self.readable.poll()
         except (EOFError, OSError):
             self.scheduler.stop()
 
