@@ -14,7 +14,7 @@ import multiprocessing
 from collections.abc import Callable
 
 from ..errors import CharRNNError
-from .scheduler import Busy, Job
+from .scheduler import Job, check_room
 from .worker import run_model_process
 
 STOP_TIMEOUT_S = 10.0
@@ -78,17 +78,18 @@ class ModelProcess:
         return self._counts[1] + self._submitted - self._counts[2]
 
     def submit(self, job: Job) -> None:
-        """Send `job` to the model process, or raise `Busy` when its rows fit neither the batch nor the queue."""
+        """Send `job` to the model process (`check_room` first, on the rows it last reported and those sent since)."""
         if self.error is not None:
             raise CharRNNError(self.error)
-        if job.num_samples > self.max_batch:
-            raise CharRNNError(f"num_samples {job.num_samples} is more than the server's --max-batch {self.max_batch}")
-        if self.active_rows + self.queued_rows + job.num_samples > self.max_batch + self.max_queue:
-            raise Busy
+        check_room(job, self.active_rows + self.queued_rows, self.max_batch, self.max_queue)
         key = next(self._keys)
-        job.rows_left = job.num_samples
+
+        def cancel(job: Job) -> None:
+            if key in self._jobs:  # not yet ended
+                self._send(("cancel", key))
+
         job.on_drained = lambda job: self._send(("drained", key))
-        job.on_cancel = lambda job: key in self._jobs and self._send(("cancel", key))
+        job.on_cancel = cancel
         self._jobs[key] = job
         self._submitted += job.num_samples
         fields = {

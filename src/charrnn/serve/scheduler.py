@@ -32,6 +32,15 @@ class Busy(Exception):
     """The batch and the queue are full: the caller should answer 429."""
 
 
+def check_room(job: Job, rows_taken: int, max_batch: int, max_queue: int) -> None:
+    """Raise unless `job`'s rows fit beside `rows_taken` (running or waiting): `CharRNNError` when they
+    never could, `Busy` when they cannot now."""
+    if job.num_samples > max_batch:
+        raise CharRNNError(f"num_samples {job.num_samples} is more than the server's --max-batch {max_batch}")
+    if rows_taken + job.num_samples > max_batch + max_queue:
+        raise Busy
+
+
 @dataclass(eq=False)  # a job is itself, not its fields: jobs go in sets
 class Job:
     """One request: what to generate, and where its characters go."""
@@ -161,15 +170,17 @@ class Scheduler:
     def queued_rows(self) -> int:
         return sum(job.num_samples for job in list(self._pending))
 
+    @property
+    def has_work(self) -> bool:
+        """Rows to advance, jobs waiting, or a stop to obey: the loop must not wait."""
+        return bool(self._stopping or self._pending or self._active)
+
     def submit(self, job: Job) -> None:
         """Queue `job`, or raise `Busy` when its rows fit neither the batch nor the queue."""
-        if job.num_samples > self.max_batch:
-            raise CharRNNError(f"num_samples {job.num_samples} is more than the server's --max-batch {self.max_batch}")
         with self._wakeup:
             if self.error is not None:
                 raise CharRNNError(f"the model loop failed: {self.error!r}")
-            if self.active_rows + self.queued_rows + job.num_samples > self.max_batch + self.max_queue:
-                raise Busy
+            check_room(job, self.active_rows + self.queued_rows, self.max_batch, self.max_queue)
             job.rows_left = job.num_samples
             job.on_drained = self._drained.append
             self._pending.append(job)
@@ -214,8 +225,8 @@ class Scheduler:
             logits = self.sampler.step(ids, buffers)
             logits = np.asarray(logits.float().cpu()) if torch.is_tensor(logits) else logits
             synced = not self._advance(logits, ids, buffers)
-            for job in {row.job for row in rows}:
-                job.first_char = job.first_char or time.perf_counter()
+            for job in {row.job for row in rows}:  # their first characters were made in this tick
+                job.first_char = time.perf_counter()
             self.on_tick(len(self._active))
 
     def _admit(self) -> list[Job] | None:
@@ -401,8 +412,6 @@ class Scheduler:
             self._drain_trail(indices)
             for index in indices:
                 self._active[index].flush()
-            if job.first_char is None:
-                job.first_char = time.perf_counter()
             if job.events:
                 self._waiting.discard(job)
                 job.notify()
@@ -411,8 +420,6 @@ class Scheduler:
         if reason == "length":
             row.pending.append(row.stops.flush())
         row.flush()
-        if row.job.first_char is None and row.made:
-            row.job.first_char = time.perf_counter()
         row.job.push(("done", row.index, reason, row.made))
         row.job.rows_left -= 1
         if row.job.rows_left <= 0:

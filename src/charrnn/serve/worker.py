@@ -5,7 +5,7 @@ it rarely (a small one) held the event loop off for most of each switch interval
 late and in bursts, and the event loop's turns stalled the model's. Here the scheduler runs on this
 process's main thread (where torch's CPU kernels run their threads well) and talks to the HTTP
 process over one pipe: requests, cancellations and "the reader waits for more" come in; each job's
-events, the rows freed and the batch's occupancy go out, at most one message a tick.
+events, the row counts and the batch's occupancy go out, at most one message a tick.
 """
 
 from __future__ import annotations
@@ -68,8 +68,7 @@ class _Bridge:
                 while self.readable.poll(0):
                     self.apply(self.conn.recv())
                 self.send_events()
-                scheduler = self.scheduler
-                if not idle or scheduler._stopping or scheduler._pending or scheduler.active_rows:
+                if not idle or self.scheduler.has_work:
                     return
                 self.readable.poll()
         except (EOFError, OSError):
