@@ -14,6 +14,7 @@ streams), `stop_reason` (decided together), `save` and `report` (rank 0 alone).
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import signal
@@ -156,6 +157,14 @@ class Trainer:
     @property
     def batches(self) -> BatchSource:
         return self.parts.batches
+
+    def release_ddp(self) -> None:
+        """Frees DistributedDataParallel while the process group and the interpreter are whole. It sits
+        in a reference cycle, so it would otherwise outlive the group, and a reducer collected as the
+        interpreter shuts down can abort a rank after a finished run."""
+        if self.ddp is not None:
+            self.ddp = None
+            gc.collect()
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -551,7 +560,9 @@ def _run_with_signals(trainer: Trainer, resumed: bool) -> TrainResult:
         with signals.installed():
             result = trainer.run(signals, resumed)
     except BaseException:
+        trainer.release_ddp()
         distributed.finish(together=False)
         raise
+    trainer.release_ddp()
     distributed.finish()
     return result
