@@ -218,3 +218,45 @@ def test_a_job_not_streamed_wakes_its_reader_once_with_the_whole_text(scheduler)
         assert job.started <= job.first_char < time.perf_counter()
     assert texts[True] == texts[False] and len(texts[False]) == 3000
     assert wakes[False] == 1 and wakes[True] > 1
+
+
+def counting_warms(sampler) -> list:
+    """Record the primes each `warm_many` call reads."""
+    calls, warm_many = [], sampler.warm_many
+    sampler.warm_many = lambda primes: (calls.append(list(primes)), warm_many(primes))[1]
+    return calls
+
+
+@pytest.mark.parametrize("cache, reads", [(256, 1), (0, 2)])
+def test_a_repeated_prime_is_read_once_and_gives_the_same_text(tiny_run, cache, reads):
+    sampler = charrnn.load(tiny_run)
+    calls = counting_warms(sampler)
+    s = Scheduler(sampler, max_batch=4, max_queue=2, prime_cache=cache)
+    s.start()
+    try:
+        texts = []
+        for _ in range(2):
+            job = Job("The cat ", 60, SamplingOptions(temperature=0.8), seed=3)
+            s.submit(job)
+            texts.append(drain(job)["texts"][0])
+    finally:
+        s.stop()
+    assert calls == [["The cat "]] * reads
+    assert texts[0] == texts[1] == charrnn.load(tiny_run).generate("The cat ", 60, seed=3, temperature=0.8)
+
+
+def test_primes_read_together_are_not_kept(tiny_run):
+    # Read in one batch, a prime's state may round otherwise than when read alone, as `charrnn sample` reads it.
+    sampler = charrnn.load(tiny_run)
+    calls = counting_warms(sampler)
+    s = Scheduler(sampler, max_batch=4, max_queue=2)
+    jobs = [Job(prime, 5, SamplingOptions(), seed=1, num_samples=2) for prime in ("The ", "And ")]
+    for job in jobs:
+        s.submit(job)
+    s.start()
+    try:
+        for job in jobs:
+            drain(job)
+    finally:
+        s.stop()
+    assert calls == [["The ", "And "]] and len(s.primes) == 0

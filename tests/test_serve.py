@@ -294,6 +294,7 @@ def test_serve_without_its_extra_is_one_line(tiny_run):
         (["serve", "{d}/nowhere"], "no such run directory"),
         (["serve", "{run}", "--max-batch", "0"], r"max_batch \(--max-batch\) must be positive"),
         (["serve", "{run}", "--stream-events", "0"], r"stream_events \(--stream-events\) must be positive"),
+        (["serve", "{run}", "--prime-cache", "-1"], r"prime_cache \(--prime-cache\) must not be negative"),
         (["serve", "{run}", "--api-key-file", "{d}/none.txt"], "cannot read the API key file"),
     ],
 )

@@ -313,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="events a second all open streams send together, at most: with many streams open, each sends "
         "larger chunks less often (a stream sends at most every 50 ms)",
     )
+    p.add_argument(
+        "--prime-cache",
+        type=int,
+        default=256,
+        help="primes whose model state is kept, so that a request repeating one starts at once (0: none)",
+    )
     p.add_argument("--api-key-file", help="a file of API keys, one a line: every route but / and /health needs one")
     p.add_argument("--cors-origin", action="append", default=[], help="an origin allowed to call the API (repeat)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds running requests get to finish on SIGTERM")

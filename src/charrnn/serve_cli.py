@@ -55,6 +55,7 @@ def serve(args) -> int:
         max_queue=args.max_queue,
         max_length=args.max_length,
         stream_events=args.stream_events,
+        prime_cache=args.prime_cache,
     )
     service = Service([args.path, *args.also], args.checkpoint, args.device, limits)
     app = create_app(api_keys=_api_keys(args.api_key_file), cors_origins=args.cors_origin, service=service)

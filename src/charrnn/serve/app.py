@@ -48,11 +48,15 @@ class ServeLimits:
     # Events a second all open streams send together, at most: an event costs the server and its client
     # about the same CPU whatever it holds, so with many streams open each one gathers for longer.
     stream_events: float = 400.0
+    prime_cache: int = 256  # primes whose states the model process keeps for requests that repeat one; 0: none
 
     def __post_init__(self):
         for name, value in asdict(self).items():
-            if value <= 0:
-                raise CharRNNError(f"{name} (--{name.replace('_', '-')}) must be positive, got {value}")
+            flag = f"{name} (--{name.replace('_', '-')})"
+            if name == "prime_cache" and value < 0:
+                raise CharRNNError(f"{flag} must not be negative, got {value}")
+            if name != "prime_cache" and value <= 0:
+                raise CharRNNError(f"{flag} must be positive, got {value}")
 
 
 class _Gathering:
@@ -123,7 +127,13 @@ class Service:
             return False
         limits, metrics = self.limits, self.metrics
         process = ModelProcess(
-            paths, self.checkpoint, self.device, limits.max_batch, limits.max_queue, metrics.observe_ticks
+            paths,
+            self.checkpoint,
+            self.device,
+            limits.max_batch,
+            limits.max_queue,
+            limits.prime_cache,
+            metrics.observe_ticks,
         )
         failure = process.start()
         if failure is not None:

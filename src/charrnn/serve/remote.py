@@ -30,10 +30,12 @@ class ModelProcess:
         device: str,
         max_batch: int,
         max_queue: int,
+        prime_cache: int,
         on_ticks: Callable[[dict[int, int]], None],
     ):
         self.paths, self.checkpoint, self.device = paths, checkpoint, device
         self.max_batch, self.max_queue, self.on_ticks = max_batch, max_queue, on_ticks
+        self.prime_cache = prime_cache
         self.error: str | None = None
         self._jobs: dict[int, Job] = {}
         self._keys = itertools.count()
@@ -46,7 +48,7 @@ class ModelProcess:
         """Start the process and wait until its model is loaded; why it could not be, or None."""
         context = multiprocessing.get_context("spawn")  # not fork: torch's threads do not survive one
         self._conn, child = context.Pipe()
-        limits = (self.max_batch, self.max_queue)
+        limits = (self.max_batch, self.max_queue, self.prime_cache)
         self.process = context.Process(
             target=run_model_process,
             args=(child, self.paths, self.checkpoint, self.device, limits),

@@ -26,6 +26,7 @@ from ..errors import CharRNNError
 from ..model import State
 from ..sample import Sampler, SamplingOptions, pick_next_row, pick_next_rows
 from ..stops import StopMatcher
+from .primes import PrimeCache
 
 
 class Busy(Exception):
@@ -129,13 +130,16 @@ class Scheduler:
         sampler: Sampler,
         max_batch: int,
         max_queue: int,
+        prime_cache: int = 256,
         on_tick: Callable[[int], None] | None = None,
         receive: Callable[[bool], None] | None = None,
     ):
         """`on_tick(rows)` is called after each tick; `receive(idle)`, where given, at the top of the loop,
         from the loop's thread: it delivers what other processes asked for (`submit`, `Job.cancel`,
-        `Job.drained`, `stop`), and, when `idle`, waits until there is something."""
+        `Job.drained`, `stop`), and, when `idle`, waits until there is something. `prime_cache`: how many
+        primes' states to keep for requests that repeat one (`PrimeCache`)."""
         self.sampler, self.max_batch, self.max_queue = sampler, max_batch, max_queue
+        self.primes = PrimeCache(prime_cache)
         self.on_tick = on_tick or (lambda rows: None)
         self.receive = receive or (lambda idle: None)
         self._pending: collections.deque[Job] = collections.deque()
@@ -245,31 +249,36 @@ class Scheduler:
             return admitted
 
     def _rows_for(self, jobs: list[Job]) -> list[_Row]:
-        """The admitted jobs' rows, their primes read together where they are of one length."""
-        by_length: dict[int, list[Job]] = {}
+        """The admitted jobs' rows: each prime from the cache, or read, those of one length together."""
+        starts: dict[str, tuple[int, State]] = {}
+        unread: dict[int, dict[str, None]] = {}  # by length, each prime once
+        taken = []
         for job in jobs:
             if job.cancelled.is_set():
                 self._end_job(job, ["cancelled"] * job.num_samples)
                 continue
-            try:
-                length = len(self.sampler.vocab.encode(job.prime))
-            except CharRNNError as exc:
-                job.push(("error", str(exc)))
-                job.notify()
-                continue
-            by_length.setdefault(length, []).append(job)
-        rows = []
-        for group in by_length.values():
-            last, state = self.sampler.warm_many([job.prime for job in group for _ in range(job.num_samples)])
-            first = 0
-            for job in group:
-                rows += self._job_rows(
-                    job, last[first : first + job.num_samples], [s[:, first : first + job.num_samples] for s in state]
-                )
-                first += job.num_samples
-        return rows
+            cached = self.primes.get(job.prime)
+            if cached is not None:
+                starts[job.prime] = cached
+            else:
+                try:
+                    length = len(self.sampler.vocab.encode(job.prime))
+                except CharRNNError as exc:
+                    job.push(("error", str(exc)))
+                    job.notify()
+                    continue
+                unread.setdefault(length, {})[job.prime] = None
+            taken.append(job)
+        for primes in map(list, unread.values()):
+            last, state = self.sampler.warm_many(primes)
+            for index, prime in enumerate(primes):
+                starts[prime] = (int(last[index]), tuple(part[:, index : index + 1] for part in state))
+            if len(primes) == 1:  # read alone, so with the digits a lone request reads it with
+                self.primes.put(primes[0], *starts[primes[0]])
+        return [row for job in taken for row in self._job_rows(job, *starts[job.prime])]
 
-    def _job_rows(self, job: Job, last: torch.Tensor, state: list[torch.Tensor]) -> list[_Row]:
+    def _job_rows(self, job: Job, last_id: int, state: State) -> list[_Row]:
+        """The job's rows, each from its prime's one-row `state` and last character."""
         job.started = time.perf_counter()
         seed = job.seed if job.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
         rows = []
@@ -277,8 +286,8 @@ class Scheduler:
             self._waiting.add(job)  # its reader waits for the first characters
         for index in range(job.num_samples):
             rng = np.random.default_rng(seed if index == 0 else [seed, index])
-            row_state = tuple(s[:, index : index + 1].clone() for s in state)
-            rows.append(_Row(job, index, row_state, int(last[index]), rng, StopMatcher(job.stop)))
+            row_state = tuple(part.clone() for part in state)
+            rows.append(_Row(job, index, row_state, last_id, rng, StopMatcher(job.stop)))
         if job.max_new_chars == 0:
             for row in rows:
                 self._finish(row, "length")
