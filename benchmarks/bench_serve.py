@@ -40,12 +40,24 @@ from charrnn.serve.scheduler import Job, Scheduler
 from common import CORPORA, print_table, save_results
 
 SIZES = {"1x512": ["--hidden", "512", "--layers", "1"], "2x512": ["--hidden", "512", "--layers", "2"]}
+# Not run by default: a model whose step costs next to nothing, so that its figures are what HTTP,
+# the pipe and the clients cost by themselves (`--sizes floor`).
+FLOOR = {"floor": ["--hidden", "8", "--layers", "1", "--embed-dim", "8"]}
 PRIME_CHARS, NEW_CHARS = 100, 500
 
 
 def make_run(size: str, workdir: Path) -> Path:
     out = workdir / size
-    argv = [sys.executable, "-m", "charrnn", "train", str(CORPORA["anna"]), "--out", str(out), *SIZES[size]]
+    argv = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(CORPORA["anna"]),
+        "--out",
+        str(out),
+        *{**SIZES, **FLOOR}[size],
+    ]
     subprocess.run([*argv, "--max-steps", "1", "--val-fraction", "0.01"], check=True, capture_output=True)
     return out
 
@@ -217,7 +229,7 @@ def memory_growth(url: str, server: Server, requests: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"of {', '.join({**SIZES, **FLOOR})}")
     parser.add_argument("--clients", default="1,8,64")
     parser.add_argument("--memory-requests", type=int, default=10_000)
     parser.add_argument(

@@ -182,6 +182,11 @@ def test_many_open_streams_send_fewer_larger_events(server, tiny_run):
         assert min(event_gaps(s, 2.0, streams=2)) > 0.4  # 2 streams: each every 0.5 s
         assert s.active_rows() == 0
         assert s.client().get("/info").json()["limits"]["stream_events"] == 4
+        with s.client() as client:  # a stream's end goes at once, not an interval (or two) after its last characters
+            start = time.monotonic()
+            with client.stream("POST", "/generate/stream", json={"prime": "The", "max_new_chars": 300}) as response:
+                events = list(sse_events(response))
+            assert time.monotonic() - start < 0.2 and events[-1][0] == "done"
     finally:
         stop_server(s)
 

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -325,9 +325,9 @@ def create_app(
         job: Job, woken: asyncio.Event, request: Request | None, gather: bool
     ) -> AsyncIterator[list[tuple] | None]:
         """The job's events, in batches of what arrived together; None when idle for a ping's time.
-        With `gather` (streams), each batch after the first waits `gathering.interval()` to take more
-        characters. Cancels the job if left early."""
-        sent = False
+        With `gather` (streams), each batch after the first goes `gathering.interval()` after the one
+        before, with what arrived meanwhile, or as soon as the job ends. Cancels the job if left early."""
+        loop, sent_at = asyncio.get_running_loop(), None
         gathering.open += gather
         try:
             while True:
@@ -338,9 +338,9 @@ def create_app(
                         return
                     yield None
                     continue
-                if gather and sent:  # the first characters go at once; then fewer, larger events
-                    await asyncio.sleep(gathering.interval())
-                sent = True
+                if gather and sent_at is not None:  # the first characters go at once; then fewer, larger events
+                    await until_final(woken, sent_at + gathering.interval() - loop.time())
+                sent_at = loop.time()
                 woken.clear()
                 job.drained()  # from here on, new events wake us again
                 batch = []
@@ -354,6 +354,13 @@ def create_app(
         finally:
             gathering.open -= gather
             job.cancel()  # a no-op once the job has ended; frees its rows if the client left
+
+    async def until_final(woken: asyncio.Event, seconds: float) -> None:
+        """Wait `seconds`, or less if the job's last events arrive (the only wake while a reader gathers:
+        the others are held until it has drained)."""
+        woken.clear()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), timeout=max(seconds, 0.0))
 
     async def events(
         job: Job, woken: asyncio.Event, request: Request | None = None, gather: bool = False

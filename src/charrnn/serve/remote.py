@@ -147,9 +147,10 @@ class ModelProcess:
                 continue
             job.started, job.first_char = started, first_char
             job.events.extend(events)
-            if any(event[0] in ("end", "error") for event in events):
+            final = any(event[0] in ("end", "error") for event in events)
+            if final:
                 del self._jobs[key]
-            job.notify()
+            job.notify(final)
         if ticks:
             self.on_ticks(ticks)
 

@@ -69,9 +69,10 @@ class Job:
     def push(self, event: tuple) -> None:
         self.events.append(event)
 
-    def notify(self) -> None:
-        """Wake the reader unless a wake is already on its way."""
-        if not self.woken:
+    def notify(self, final: bool = False) -> None:
+        """Wake the reader unless a wake is already on its way; `final` (the job's last events) wakes it
+        regardless, so that a reader gathering characters for its next event sends at once."""
+        if final or not self.woken:
             self.woken = True
             self.wake()
 
@@ -433,13 +434,13 @@ class Scheduler:
         row.job.rows_left -= 1
         if row.job.rows_left <= 0:
             row.job.push(("end",))
-        row.job.notify()
+        row.job.notify(final=row.job.rows_left <= 0)
 
     def _end_job(self, job: Job, reasons: list[str]) -> None:
         for index, reason in enumerate(reasons):
             job.push(("done", index, reason, 0))
         job.push(("end",))
-        job.notify()
+        job.notify(final=True)
 
 
 def _logprob_entry(logits: np.ndarray, choice: int, top: int, chars: str) -> dict:
