@@ -32,9 +32,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(*args, procs: int = 2, extra=(), timeout: float = 120, wait: bool = True, cwd=None):
+def torchrun(
+    *args, procs: int = 2, extra=(), timeout: float = 120, wait: bool = True, cwd=None, program=("-m", "charrnn")
+):
     argv = [*TORCHRUN, "--nproc-per-node", str(procs), "--master-addr", "127.0.0.1", "--master-port",
-            str(free_port()), *extra, "-m", "charrnn", *map(str, args)]  # fmt: skip
+            str(free_port()), *extra, *map(str, program), *map(str, args)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     if not wait:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
@@ -46,10 +48,26 @@ def weights(run: Path, step: int) -> dict:
     return {k: v for k, v in load_file(path).items() if k.startswith("model.")}
 
 
+EXIT_PROBE = """
+import gc, sys
+from torch.nn.parallel import DistributedDataParallel
+from charrnn.cli import main
+gc.disable()  # a reference cycle then lives on to the interpreter's shutdown, as it can when gc does not run
+code = main(sys.argv[1:])
+print("DDP left:", sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+sys.exit(code)
+"""
+
+
 def test_two_processes_train_as_one_with_the_same_global_batch(anna_50k, tmp_path):
-    two = torchrun("train", anna_50k, "--out", tmp_path / "two", *FLAGS, "--dropout", "0", "--max-steps", "30")
+    probe = tmp_path / "probe.py"
+    probe.write_text(EXIT_PROBE)
+    flags = [*FLAGS, "--dropout", "0", "--max-steps", "30"]
+    two = torchrun("train", anna_50k, "--out", tmp_path / "two", *flags, program=[probe])
     assert two.returncode == 0, two.stdout + two.stderr
-    one = run_main("train", anna_50k, "--out", tmp_path / "one", *FLAGS, "--dropout", "0", "--max-steps", "30")
+    # A DDP collected while the interpreter shuts down can abort a rank after a finished run (SIGABRT).
+    assert two.stdout.count("DDP left: 0") == 2
+    one = run_main("train", anna_50k, "--out", tmp_path / "one", *flags)
     assert one.returncode == 0, one.stderr
     a, b = weights(tmp_path / "one", 30), weights(tmp_path / "two", 30)
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-5
@@ -104,29 +122,6 @@ def test_two_nodes_on_loopback_train_one_run(anna_50k, tmp_path):
     assert [node.returncode for node in nodes] == [0, 0], outputs
     assert RunDir(tmp_path / "r").checkpoints()[-1].step == 12
     assert sum(out.count("done at step 12") for out in outputs) == 1
-
-
-EXIT_PROBE = """
-import gc, sys
-from torch.nn.parallel import DistributedDataParallel
-from charrnn.cli import main
-gc.disable()  # a reference cycle then lives on to the interpreter's shutdown, as it can when gc does not run
-code = main(sys.argv[1:])
-print("DDP left:", sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
-sys.exit(code)
-"""
-
-
-def test_no_ddp_outlives_the_process_group(anna_50k, tmp_path):
-    # One collected while the interpreter shuts down can abort a rank after a finished run (SIGABRT).
-    probe = tmp_path / "probe.py"
-    probe.write_text(EXIT_PROBE)
-    argv = [*TORCHRUN, "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-            probe, "train", anna_50k, "--out", tmp_path / "r", *FLAGS, "--max-steps", "2"]  # fmt: skip
-    done = subprocess.run(list(map(str, argv)), capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("DDP left: 0") == 2, done.stdout[-2000:]
 
 
 def test_bad_launches_are_one_line(anna_50k, tmp_path):
