@@ -338,3 +338,14 @@ def test_connections_send_without_waiting_for_acknowledgements():
     finally:
         for s in (client, accepted, server):
             s.close()
+
+
+def test_a_response_larger_than_the_pipe_arrives_whole(server):
+    # uvloop leaves the pipe to the model process non-blocking: a message larger than what had arrived
+    # failed half read, and the server took its model process for dead (503 from then on).
+    body = {"prime": "The", "max_new_chars": 2000, "num_samples": 4, "logprobs": 10, "seed": 1}
+    with server.client() as client:
+        result = client.post("/generate", json=body, timeout=60)
+        assert result.status_code == 200, result.text[:200]
+        assert [len(text) for text in result.json()["texts"]] == [2000] * 4
+        assert client.get("/health").status_code == 200

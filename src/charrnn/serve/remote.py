@@ -1,8 +1,9 @@
 """The HTTP process's handle on the model process (`worker.py`): it takes jobs as the scheduler does.
 
 Everything here runs on the event loop's thread, but for `start` and `stop`, which run before the
-pipe is attached to the loop and after it is gone. A job's events arrive over the pipe and go into
-its own deque, so the app reads them as it read a scheduler's in the same process.
+pipe is attached to the loop and after it is gone; while attached, messages go through `Frames`,
+which never blocks the loop. A job's events arrive over the pipe and go into its own deque, so the
+app reads them as it read a scheduler's in the same process.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import asyncio
 import contextlib
 import itertools
 import multiprocessing
+import os
 from collections.abc import Callable
 
 from ..errors import CharRNNError
+from .frames import Frames
 from .scheduler import Job, check_room
 from .worker import run_model_process
 
@@ -42,6 +45,7 @@ class ModelProcess:
         self._counts = (0, 0, 0)  # the model process's active rows, queued rows and rows received
         self._submitted = 0  # rows sent to it
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._frames: Frames | None = None
         self._stopped = False
 
     def start(self) -> str | None:
@@ -69,7 +73,7 @@ class ModelProcess:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Read the process's messages on `loop` from now on."""
         self._loop = loop
-        loop.add_reader(self._conn.fileno(), self._readable)
+        self._frames = Frames(self._conn.fileno(), loop, self._readable, lambda exc: self._fail(self._exited()))
 
     @property
     def active_rows(self) -> int:
@@ -111,9 +115,15 @@ class ModelProcess:
         if self._stopped or not hasattr(self, "process"):
             return
         self._stopped = True
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._conn.fileno())
+        unsent = b""
+        if self._frames is not None:
+            unsent = self._frames.unsent()
+            if not self._loop.is_closed():
+                self._frames.close()
+            os.set_blocking(self._conn.fileno(), True)  # the loop is done with it: plain blocking writes
         with contextlib.suppress(OSError):
+            while unsent:
+                unsent = unsent[os.write(self._conn.fileno(), unsent) :]
             self._conn.send(("stop",))
         self.process.join(STOP_TIMEOUT_S)
         if self.process.is_alive():
@@ -125,14 +135,17 @@ class ModelProcess:
         if self.error is not None:
             return
         try:
-            self._conn.send(message)
+            if self._frames is not None:
+                self._frames.write(message)
+            else:
+                self._conn.send(message)
         except OSError:
             self._fail(self._exited())
 
     def _readable(self) -> None:
         try:
-            while self._conn.poll(0):
-                self._apply(self._conn.recv())
+            for message in self._frames.read():
+                self._apply(message)
         except (EOFError, OSError):
             self._fail(self._exited())
 
@@ -158,8 +171,8 @@ class ModelProcess:
         """The model process is gone or its loop failed: every job is told, none waits."""
         if self.error is None:
             self.error = reason
-        if self._loop is not None and not self._stopped:
-            self._loop.remove_reader(self._conn.fileno())
+        if self._frames is not None and not self._stopped:
+            self._frames.close()
         for job in self._jobs.values():
             job.push(("error", reason))
             job.notify()
