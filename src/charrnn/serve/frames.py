@@ -20,6 +20,13 @@ from multiprocessing.reduction import ForkingPickler
 _CHUNK = 1 << 16
 
 
+def frame(message) -> bytes:
+    """`message` as `Connection.send` puts it on the wire."""
+    payload = ForkingPickler.dumps(message)
+    size = len(payload)
+    return (struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)) + payload
+
+
 class Frames:
     """Messages over the descriptor `fd`, watched by `loop` until `close`: `on_readable` is called when
     there may be messages to `read`; `write` queues what the pipe cannot take yet and sends it when it
@@ -73,10 +80,7 @@ class Frames:
         return (start, start + size) if len(self._in) >= start + size else None
 
     def write(self, message) -> None:
-        payload = ForkingPickler.dumps(message)
-        size = len(payload)
-        header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
-        self._out += header + payload
+        self._out += frame(message)
         if not self._waiting_to_write:
             self._flush()  # OSError (the other end is gone) goes to the caller
 

@@ -13,10 +13,12 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import select
+import time
 from collections.abc import Callable
 
 from ..errors import CharRNNError
-from .frames import Frames
+from .frames import Frames, frame
 from .scheduler import Job, check_room
 from .worker import run_model_process
 
@@ -120,11 +122,10 @@ class ModelProcess:
             unsent = self._frames.unsent()
             if not self._loop.is_closed():
                 self._frames.close()
-            os.set_blocking(self._conn.fileno(), True)  # the loop is done with it: plain blocking writes
         with contextlib.suppress(OSError):
-            while unsent:
-                unsent = unsent[os.write(self._conn.fileno(), unsent) :]
-            self._conn.send(("stop",))
+            # What the loop had queued first (it may end in half a message), then "stop", unless the
+            # process stops reading: it is ended below in any case.
+            _write_until(self._conn.fileno(), unsent + frame(("stop",)), time.monotonic() + STOP_TIMEOUT_S)
         self.process.join(STOP_TIMEOUT_S)
         if self.process.is_alive():
             self.process.kill()
@@ -183,3 +184,12 @@ class ModelProcess:
         code = self.process.exitcode
         how = "still running" if code is None else f"signal {-code}" if code < 0 else f"exit code {code}"
         return f"the model process ended ({how})"
+
+
+def _write_until(fd: int, data: bytes, deadline: float) -> None:
+    """Write `data` to `fd` (blocking or not) unless the reader stops taking it before `deadline`."""
+    while data and select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+        try:
+            data = data[os.write(fd, data) :]
+        except BlockingIOError:
+            continue
