@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import sys
@@ -78,6 +79,7 @@ def serve(args) -> int:
             server.should_exit = True
             http.join()
             raise CharRNNError(service.error)
+        gc.freeze()  # what loading made lives as long as the process: no full collection need walk it again
         while http.is_alive():  # until uvicorn has drained, however it ends; the app's shutdown stops the model
             http.join(0.5)
     finally:

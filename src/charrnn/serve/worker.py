@@ -11,6 +11,7 @@ events, the row counts and the batch's occupancy go out, at most one message a t
 from __future__ import annotations
 
 import collections
+import gc
 import select
 import signal
 import time
@@ -37,6 +38,7 @@ def run_model_process(conn: Connection, paths: list[str], checkpoint: str, devic
     bridge = _Bridge(conn)
     scheduler = Scheduler(sampler, *limits, on_tick=bridge.ticked, receive=bridge.receive)
     bridge.scheduler = scheduler
+    gc.freeze()  # torch's and the model's objects live as long as the process: full collections skip them
     conn.send(("ready",))
     scheduler.run()
     if scheduler.error is not None:
