@@ -338,7 +338,9 @@ def create_app(
                         return
                     yield None
                     continue
-                if gather and sent_at is not None:  # the first characters go at once; then fewer, larger events
+                # The first characters go at once, and the last; between them, fewer and larger events.
+                ended = bool(job.events) and job.events[-1][0] in ("end", "error")
+                if gather and sent_at is not None and not ended:
                     await until_final(woken, sent_at + gathering.interval() - loop.time())
                 sent_at = loop.time()
                 woken.clear()
