@@ -44,6 +44,7 @@ SIZES = {"1x512": ["--hidden", "512", "--layers", "1"], "2x512": ["--hidden", "5
 # Not run by default: a model whose step costs next to nothing, so that its figures are what HTTP,
 # the pipe and the clients cost by themselves (`--sizes floor`).
 FLOOR = {"floor": ["--hidden", "8", "--layers", "1", "--embed-dim", "8"]}
+ALL_SIZES = {**SIZES, **FLOOR}
 PRIME_CHARS, NEW_CHARS = 100, 500
 
 
@@ -57,7 +58,7 @@ def make_run(size: str, workdir: Path) -> Path:
         str(CORPORA["anna"]),
         "--out",
         str(out),
-        *{**SIZES, **FLOOR}[size],
+        *ALL_SIZES[size],
     ]
     subprocess.run([*argv, "--max-steps", "1", "--val-fraction", "0.01"], check=True, capture_output=True)
     return out
@@ -230,7 +231,7 @@ def memory_growth(url: str, server: Server, requests: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default=",".join(SIZES), help=f"of {', '.join({**SIZES, **FLOOR})}")
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"of {', '.join(ALL_SIZES)}")
     parser.add_argument("--clients", default="1,8,64")
     parser.add_argument("--memory-requests", type=int, default=10_000)
     parser.add_argument(
