@@ -64,6 +64,33 @@ def test_ops_follow_the_batch_and_the_size_of_its_products(monkeypatch):
     assert ops_for(True, 64, 512) is sample_module._TorchOps
 
 
+def test_the_weights_are_made_once_for_batches_of_every_size(monkeypatch):
+    """A server starts a batch whenever a row joins or leaves; packing the weights for each one cost
+    milliseconds every time."""
+    made = []
+    monkeypatch.setattr(sample_module._TorchOps, "matrix", staticmethod(lambda w: made.append(w) or w))
+    monkeypatch.setattr(sample_module, "_ops_for", lambda *_: sample_module._TorchOps)
+    s = sampler(layers=2)
+    for batch in (2, 5, 3):
+        s.step.start(s.model.init_state(batch))
+    assert len(made) == 5  # each layer's input and recurrent weights, and the head's, once
+
+
+@pytest.mark.skipif(not onednn.available(), reason="oneDNN's inner product is not callable in this torch build")
+def test_a_batchs_digits_do_not_depend_on_the_batches_before_it(monkeypatch):
+    monkeypatch.setattr(sample_module, "_ops_for", lambda *_: sample_module._CpuBatchOps)
+    ids = torch.randint(0, len(VOCAB), (7,), generator=torch.Generator().manual_seed(0))
+
+    def logits(earlier_batch: int | None) -> torch.Tensor:
+        s = sampler(hidden=64)
+        with torch.inference_mode():
+            if earlier_batch is not None:
+                s.step(ids[:earlier_batch], s.step.start(s.model.init_state(earlier_batch)))
+            return s.step(ids, s.step.start(s.model.init_state(7))).clone()
+
+    assert torch.equal(logits(None), logits(3))
+
+
 def test_batches_sample_the_same_text_with_or_without_onednn(monkeypatch):
     s = sampler(hidden=256)
     with_onednn = s.generate_many("abc", 40, num_samples=4, seed=5, top_k=3)

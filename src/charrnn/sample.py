@@ -148,8 +148,8 @@ class _TorchOps:
         return tensor
 
     @staticmethod
-    def matrix(weight: torch.Tensor, batch: int) -> torch.Tensor:
-        """A (in, out) weight as `matmul` takes it, for products with `batch` rows."""
+    def matrix(weight: torch.Tensor) -> torch.Tensor:
+        """A (in, out) weight as `matmul` takes it."""
         return weight
 
     @staticmethod
@@ -171,8 +171,11 @@ class _CpuBatchOps(_TorchOps):
     than its sigmoid (benchmarks/RESULTS.md)."""
 
     @staticmethod
-    def matrix(weight: torch.Tensor, batch: int) -> torch.Tensor:
-        return onednn.pack(weight.t(), batch)
+    def matrix(weight: torch.Tensor) -> torch.Tensor:
+        # Packed once for every batch, not per batch size: packing costs milliseconds, one layout serves
+        # every batch of two rows or more as fast as its own, and a fixed one keeps a batch's digits
+        # independent of the batches run before it.
+        return onednn.pack(weight.t(), _PACKED_ROWS)
 
     @staticmethod
     def matmul(x, weight, out) -> None:
@@ -198,7 +201,7 @@ class _NumpyOps:
         return tensor.numpy()
 
     @staticmethod
-    def matrix(weight: torch.Tensor, batch: int) -> np.ndarray:
+    def matrix(weight: torch.Tensor) -> np.ndarray:
         return weight.numpy()
 
     @staticmethod
@@ -217,6 +220,7 @@ class _NumpyOps:
 # Below this many multiply-adds in a layer's recurrent product (batch x 4 hidden x hidden), the
 # extra calls of `_CpuBatchOps` cost more than they save (bench_sample.py's plain-torch columns).
 _ONEDNN_MIN_MACS = 2**20
+_PACKED_ROWS = 64  # the batch oneDNN lays the weights out for (`_CpuBatchOps` runs batches of 2 rows and more)
 
 
 def _ops_for(on_cpu: bool, batch: int, hidden: int):
@@ -276,6 +280,7 @@ class RecurrentStep:
         self.weights["head_w"] = [model.head.weight.t().contiguous()]
         self.weights["head_b"] = [model.head.bias.clone()]
         self.gate_width = self.weights["w_hh"][0].shape[1]
+        self._weights_as: dict[type, dict] = {}  # the weights as each ops class takes them, made on first use
 
     @staticmethod
     def _gate_layout(cell: str, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -306,11 +311,22 @@ class RecurrentStep:
             elif self.cell == "gru":  # sigmoid part (reset, update), reset, update, new; and h's new part
                 layer.views = (g[:, : 2 * n], g[:, :n], g[:, n : 2 * n], g[:, 2 * n :])
                 layer.views += (layer.product[:, : 2 * n], layer.product[:, 2 * n :])
-        weights = {
-            name: [ops.matrix(w, batch) if name in _MATRICES else ops.array(w) for w in ws]
-            for name, ws in self.weights.items()
+        return {
+            "ops": ops,
+            "tensors": layers,
+            "layers": arrays,
+            "weights": self._weights_for(ops),
+            "logits": ops.array(logits),
         }
-        return {"ops": ops, "tensors": layers, "layers": arrays, "weights": weights, "logits": ops.array(logits)}
+
+    def _weights_for(self, ops) -> dict:
+        """The weights as `ops` takes them, made once (a server starts a batch whenever a row joins or leaves)."""
+        if ops not in self._weights_as:
+            self._weights_as[ops] = {
+                name: [ops.matrix(w) if name in _MATRICES else ops.array(w) for w in ws]
+                for name, ws in self.weights.items()
+            }
+        return self._weights_as[ops]
 
     def state(self, buffers: dict) -> State:
         layers = buffers["tensors"]
