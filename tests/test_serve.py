@@ -173,7 +173,7 @@ def event_gaps(server: Server, seconds: float, streams: int = 1) -> list[float]:
 
 
 def test_many_open_streams_send_fewer_larger_events(server, tiny_run):
-    # The module's server (--stream-events 400): one stream gathers for 50 ms between events, even with
+    # The module's server (--stream-events 200): one stream gathers for 50 ms between events, even with
     # a model as small as this one, whose loop would hold one GIL shared with the event loop nearly always.
     assert statistics.median(event_gaps(server, 1.0)) < 0.08
     s = start_server(tiny_run, "--max-length", 200_000, "--stream-events", 4)

@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stream-events",
         type=float,
-        default=400.0,
+        default=200.0,
         help="events a second all open streams send together, at most: with many streams open, each sends "
         "larger chunks less often (a stream sends at most every 50 ms)",
     )

@@ -47,7 +47,7 @@ class ServeLimits:
     gather_s: float = 0.05  # a stream collects characters at least this long before sending them: fewer, larger events
     # Events a second all open streams send together, at most: an event costs the server and its client
     # about the same CPU whatever it holds, so with many streams open each one gathers for longer.
-    stream_events: float = 400.0
+    stream_events: float = 200.0
     prime_cache: int = 256  # primes whose states the model process keeps for requests that repeat one; 0: none
 
     def __post_init__(self):
