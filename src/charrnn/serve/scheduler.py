@@ -116,6 +116,14 @@ class _Row:
         self.drawn += 1
         return self.draws[self.drawn - 1]
 
+    def upcoming(self) -> np.ndarray:
+        """The row's next `_DRAWS` uniforms, without using them up: what is left of its block, then more."""
+        left = self.draws[self.drawn :]
+        if len(left) < _DRAWS:
+            left = np.concatenate([left, self.rng.random(_DRAWS - len(left))])
+        self.draws, self.drawn = left, 0
+        return left[:_DRAWS]
+
     def flush(self) -> None:
         text = "".join(self.pending)
         if text or self.entries:
@@ -151,6 +159,7 @@ class Scheduler:
         self.error: BaseException | None = None
         self._admitting: list[Job] = []  # taken from the queue, rows not yet running
         self._drained: collections.deque[Job] = collections.deque()  # readers that asked for more (any thread)
+        self._cancels: collections.deque[Job] = collections.deque()  # jobs cancelled since the last tick (any thread)
         self._waiting: set[Job] = set()  # jobs of the batch whose readers wait for characters
 
     # -- the other threads' side --------------------------------------------------------------------
@@ -188,6 +197,7 @@ class Scheduler:
             check_room(job, self.active_rows + self.queued_rows, self.max_batch, self.max_queue)
             job.rows_left = job.num_samples
             job.on_drained = self._drained.append
+            job.on_cancel = self._cancels.append
             self._pending.append(job)
             self._wakeup.notify()
 
@@ -215,13 +225,15 @@ class Scheduler:
             if admitted is None:
                 return
             rows = self._rows_for(admitted)
-            cancelled = [row for row in self._active if row.job.cancelled.is_set()]
+            cancelled = self._cancelled_rows()
             if (rows or cancelled) and synced:
                 self._save_states(buffers)
                 synced = False
             for row in cancelled:
                 self._finish(row, "cancelled")
-            self._active = [row for row in self._active if not row.job.cancelled.is_set()] + rows
+            if cancelled:
+                self._active = [row for row in self._active if not row.job.cancelled.is_set()]
+            self._active += rows
             if not self._active:
                 continue
             if not synced:
@@ -233,6 +245,14 @@ class Scheduler:
             for job in {row.job for row in rows}:  # their first characters were made in this tick
                 job.first_char = time.perf_counter()
             self.on_tick(len(self._active))
+
+    def _cancelled_rows(self) -> list[_Row]:
+        """The running rows whose jobs were cancelled; the batch is looked through only after a cancel."""
+        if not self._cancels:
+            return []
+        while self._cancels:  # each was flagged before it was queued, so the look below sees it
+            self._cancels.popleft()
+        return [row for row in self._active if row.job.cancelled.is_set()]
 
     def _admit(self) -> list[Job] | None:
         """Jobs whose rows now fit the batch (waiting for work when there is none); None when stopping."""
@@ -314,7 +334,7 @@ class Scheduler:
         for index, row in enumerate(active):
             jobs.setdefault(row.job, []).append(index)
         self._job_indices = jobs
-        self._draws, self._drawn = self._draw_blocks(active)
+        self._draws = self._upcoming_draws(active)
         # the choices of each tick since the batch was formed (grown by doubling), for the rows that need no more
         self._trail, self._ticks = np.empty((64, len(active)), dtype=np.int64), 0
         self._choices = np.array([row.next_id for row in active], dtype=np.int64)
@@ -323,25 +343,30 @@ class Scheduler:
             ids = torch.from_numpy(ids).to(self.sampler.device)
         return buffers, ids
 
-    @staticmethod
-    def _draw_blocks(active: list[_Row]) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's block of uniforms as a row of one matrix, and how many of each are used: a tick takes
-        every row's next draw at once, from the same per-row streams as `_Row.draw`."""
-        for row in active:
-            if row.drawn == len(row.draws):
-                row.draws, row.drawn = row.rng.random(_DRAWS), 0
-        return np.stack([row.draws for row in active]), np.array([row.drawn for row in active])
+    def _upcoming_draws(self, active: list[_Row]) -> np.ndarray:
+        """The next `_DRAWS` uniforms of each row that samples as a row of one matrix (NaN for greedy rows,
+        which draw nothing), from the same per-row streams as `_Row.draw`: tick t takes column t."""
+        self._column = 0
+        draws = np.full((len(active), _DRAWS), np.nan)
+        for index, row in enumerate(active):
+            if not self._greedy[index]:
+                draws[index] = row.upcoming()
+        return draws
 
     def _next_draws(self) -> np.ndarray:
-        """One uniform for each row that samples (NaN for greedy rows), refilling used-up blocks."""
-        sampling = ~self._greedy
-        for index in np.nonzero(sampling & (self._drawn == _DRAWS))[0]:
-            self._draws[index], self._drawn[index] = self._active[index].rng.random(_DRAWS), 0
-        draws = np.where(
-            sampling, self._draws[np.arange(len(self._drawn)), np.minimum(self._drawn, _DRAWS - 1)], np.nan
-        )
-        self._drawn += sampling
-        return draws
+        """One uniform for each row that samples (NaN for greedy rows)."""
+        if self._column == _DRAWS:
+            self._use_draws()
+            self._draws = self._upcoming_draws(self._active)
+        self._column += 1
+        return self._draws[:, self._column - 1]
+
+    def _use_draws(self) -> None:
+        """Count the columns taken so far as used in each sampling row's own stream."""
+        for index, row in enumerate(self._active):
+            if not self._greedy[index]:
+                row.drawn += self._column
+        self._column = 0
 
     def _save_states(self, buffers) -> None:
         """Copy each active row's state, counters and pending characters out of the running batch (before
@@ -351,8 +376,8 @@ class Scheduler:
         for index, row in enumerate(self._active):
             row.state = tuple(s[:, index : index + 1].clone() for s in state)
             row.next_id, row.made = int(self._choices[index]), int(self._made[index])
-            if len(self._active) > 1:  # a lone row draws through its own `draw`, not the matrix
-                row.draws, row.drawn = self._draws[index].copy(), int(self._drawn[index])
+        if len(self._active) > 1:  # a lone row draws through its own `draw`, not the matrix
+            self._use_draws()
 
     def _drain_trail(self, only: list[int] | None = None) -> None:
         """Move the trail's characters into their rows' pending text (all rows, or the rows `only` names)."""
