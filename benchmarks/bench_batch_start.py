@@ -20,7 +20,7 @@ import torch
 
 from charrnn import onednn
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import RecurrentStep
+from charrnn.sample import _MATRICES, RecurrentStep
 
 from common import print_table, save_results
 
@@ -29,7 +29,7 @@ SIZES = {"1x512": 1, "2x512": 2}
 
 def packing_ms(step: RecurrentStep, batch: int) -> float:
     start = time.perf_counter()
-    for name in ("w_ih", "w_hh", "head_w"):
+    for name in _MATRICES:
         for weight in step.weights[name]:
             onednn.pack(weight.t(), batch)
     return (time.perf_counter() - start) * 1e3

@@ -250,8 +250,7 @@ class Scheduler:
         """The running rows whose jobs were cancelled; the batch is looked through only after a cancel."""
         if not self._cancels:
             return []
-        while self._cancels:  # each was flagged before it was queued, so the look below sees it
-            self._cancels.popleft()
+        self._cancels.clear()  # each job was flagged before it was queued, so the look below sees it
         return [row for row in self._active if row.job.cancelled.is_set()]
 
     def _admit(self) -> list[Job] | None:
