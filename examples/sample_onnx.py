@@ -4,7 +4,8 @@ alone (no torch, no charrnn):
     python examples/sample_onnx.py model.onnx --prime "Far" --length 300 --temperature 0.8 --seed 1
 
 The vocabulary and the architecture come from the file's metadata. The prime runs through the graph
-once to warm the state; after that each character is one call with a time axis of one.
+once to warm the state, after the lead-in the metadata names (a line break: where texts start, as
+charrnn reads a prime); after that each character is one call with a time axis of one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import onnxruntime as ort
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
-    parser.add_argument("--prime", default="\n")
+    parser.add_argument("--prime", default="")
     parser.add_argument("--length", type=int, default=300)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=None)
@@ -35,7 +36,8 @@ def main() -> None:
     names = ["h", "c"] if model["cell"] == "lstm" else ["h"]
     state = {n: np.zeros((model["layers"], 1, model["hidden"]), dtype=np.float32) for n in names}
     rng = np.random.default_rng(args.seed)
-    ids = np.array([[index[c] for c in args.prime]], dtype=np.int64)
+    read = json.loads(meta.get("charrnn.lead_in", '""')) + args.prime or chars[0]
+    ids = np.array([[index[c] for c in read]], dtype=np.int64)
     out = [args.prime]
     for _ in range(args.length):
         logits, *new_state = session.run(None, {"ids": ids, **state})

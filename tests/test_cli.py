@@ -80,6 +80,9 @@ BAD_INPUTS = [
     ("eval negative --dynamic-lr", "eval {run} {anna} --dynamic-lr -1", "--dynamic-lr\\) must not be negative"),
     ("eval --dynamic-lr word", "eval {run} {anna} --dynamic-lr fast", "invalid float value"),
     ("info not a run", "info {d}/emptyrun", "not a charrnn run directory"),
+    ("serve port past 65535", "serve {run} --port 99999", "port \\(--port\\) must be in 0..65535, got 99999"),
+    ("reset-rate 1", "train {d}/short.txt --reset-rate 1", "--reset-rate\\) must be in \\[0, 1\\)"),
+    ("save-interval words", "train {d}/short.txt --save-interval often", "invalid duration"),
 ]
 
 
@@ -216,3 +219,64 @@ def test_eval_without_a_text_needs_the_same_training_text(tmp_path, tiny_run):
     text.unlink()
     result = run_main("eval", run)
     assert result.returncode == 1 and "training text is gone; give the text" in result.stderr, result.stderr
+
+
+def test_bare_charrnn_prints_help_and_version_is_one_line():
+    bare = run_main()
+    assert bare.returncode == 0 and "usage: charrnn" in bare.stdout and "train" in bare.stdout
+    assert "exits 2" in bare.stdout and "exits 1" in bare.stdout  # the exit codes, said where users look
+    version = run_main("--version")
+    assert version.returncode == 0 and re.fullmatch(r"charrnn \d+\.\d+\.\d+\n", version.stdout), version.stdout
+
+
+def test_a_command_line_mistake_exits_2_and_any_other_1(files):
+    assert run_main("train", files / "short.txt", "--frobnicate").returncode == 2
+    assert run_main("train", files / "short.txt", "--hidden", "0").returncode == 1
+
+
+def test_val_text_takes_one_file_so_the_training_text_after_it_is_not_swallowed(tmp_path, anna_50k):
+    val = tmp_path / "v.txt"
+    val.write_text(anna_50k.read_text()[-5000:])
+    done = run_main("train", "--val-text", val, anna_50k, "--out", tmp_path / "run", "--max-steps", "2", *TINY)
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())["train"]
+    assert saved["texts"] == [str(anna_50k.resolve())] and saved["val_texts"] == [str(val.resolve())]
+
+
+def test_sample_says_a_run_is_training_before_its_first_checkpoint(tmp_path):
+    from charrnn.rundir import RunDir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with RunDir(run).lock():  # this process holds the run's lock, as a training one does
+        done = run_main("sample", run)
+    assert done.returncode == 1 and "is training and has no checkpoint yet" in done.stderr, done.stderr
+    assert "no checkpoint found" in run_main("sample", run).stderr  # once nobody trains there: not a run
+
+
+def test_serve_names_every_model_it_serves(monkeypatch, tiny_run, capsys):
+    from charrnn import serve_cli
+    from charrnn.errors import CharRNNError
+
+    def fail(service):  # as a model that cannot load: the server starts, says what it serves, and stops
+        service.error = "not loaded, by the test"
+        return False
+
+    monkeypatch.setattr("charrnn.serve.app.Service.load", fail)
+    with pytest.raises(CharRNNError, match="by the test"):
+        serve_cli.serve(cli_args("serve", tiny_run, "--with", tiny_run, "--port", "0"))
+    assert f"serving {tiny_run} with {tiny_run} on http://" in capsys.readouterr().out
+
+
+def cli_args(*argv):
+    from charrnn.cli import build_parser
+
+    return build_parser().parse_args(list(map(str, argv)))
+
+
+def test_info_prints_the_config_over_lines_that_fit(tiny_run):
+    lines = run_main("info", tiny_run).stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("config: "))
+    block = [lines[start]] + [line for line in lines[start + 1 :] if line.startswith("  ") and "=" in line]
+    assert len(block) > 1 and all(len(line) <= 100 for line in block), block
+    assert "hidden=32" in " ".join(block)

@@ -116,3 +116,21 @@ def test_dynamic_evaluation_refuses_bad_learning_rates(lr, message):
 def test_dynamic_evaluation_refuses_a_text_of_one_character():
     with pytest.raises(CharRNNError, match="too short"):
         evaluate_dynamic(small_model(), np.zeros(1, dtype=np.uint8))
+
+
+def test_evaluations_report_each_window_to_a_progress_wrapper():
+    model = CharRNN(ModelConfig(hidden=8, layers=1).for_vocab(4))
+    ids = np.arange(1_001, dtype=np.uint8) % 4
+    seen = []
+
+    def progress(windows, count):
+        seen.append([count, 0])
+        for window in windows:
+            seen[-1][1] += 1
+            yield window
+
+    plain = evaluate(model, ids, streams=4, seq_len=50, progress=progress)
+    assert plain.loss == evaluate(model, ids, streams=4, seq_len=50).loss
+    dynamic = evaluate_dynamic(model, ids, lr=0.0, seq_len=100, progress=progress)
+    assert dynamic.loss == evaluate_dynamic(model, ids, lr=0.0, seq_len=100).loss
+    assert seen == [[5, 5], [10, 10]]  # 250 characters a stream in windows of 50; 1,000 predictions in 100s

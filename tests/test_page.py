@@ -61,3 +61,20 @@ def test_generate_streams_into_the_page_and_stop_frees_the_row(browser, tiny_run
         page.close()
     finally:
         stop_server(server)
+
+
+def test_a_refused_request_shows_its_message_not_json(browser, tiny_run):
+    server = start_server(tiny_run, "--max-length", 100)
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#card table")
+        page.fill("#length", "5000")
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#status').textContent.startsWith('error')")
+        status = page.text_content("#status")
+        assert status.startswith("error: max_new_chars: ") and "100" in status, status
+        assert "{" not in status and "[" not in status, status
+        page.close()
+    finally:
+        stop_server(server)

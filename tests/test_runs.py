@@ -46,3 +46,26 @@ def test_runs_refuses_a_directory_without_runs(tmp_path):
     assert done.returncode == 1 and "no charrnn runs" in done.stderr
     done = run_main("runs", tmp_path / "missing")
     assert done.returncode == 1 and "no such directory" in done.stderr
+
+
+def row(name: str, **flags):
+    from charrnn.runs import RunRow
+
+    return RunRow(name, {"texts": ["a.txt"], **flags}, 1000, 10, 1.0, 12.3, 1.5, 1.4, "finished", "max_steps")
+
+
+def test_the_table_rounds_drops_empty_columns_and_fits_the_width():
+    from charrnn.runs import table_lines
+
+    rows = [
+        row("a", time_budget=293.9182386759999, max_steps=None, hidden=512, tensorboard=None, init_from="/x" * 40),
+        row("b", time_budget=600.0, max_steps=None, hidden=768, tensorboard=None, init_from=None),
+    ]
+    lines = table_lines(rows)
+    assert "293.9" in lines[1] and "293.918" not in lines[1]  # rounded
+    assert "max_steps" not in lines[0] and "tensorboard" not in lines[0] and "None" not in "".join(lines)
+    assert "…x/x/x" in lines[1] and "/x" * 13 not in lines[1]  # a long path by its end, not whole
+    narrow = table_lines(rows, width=80)
+    assert all(len(line) <= 80 for line in narrow[:-1]), narrow
+    assert narrow[-1].startswith("(") and "--json" in narrow[-1] and "time_budget" in narrow[-1]
+    assert table_lines(rows, width=500) == lines  # room for everything: nothing left out

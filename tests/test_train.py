@@ -1,5 +1,7 @@
 import copy
+import io
 import os
+import time
 
 import pytest
 import torch
@@ -53,8 +55,9 @@ def test_training_lowers_the_loss_and_writes_a_row_per_step(tiny_run):
         pytest.param({"precision": "bf16"}, marks=needs_bf16),
         {"model": {"weight_drop": 0.3}},
         {"shift_epochs": True, "seq_len": 1000},  # 6 windows an epoch: the resume lands in the third epoch
+        {"reset_rate": 0.3},
     ],
-    ids=["plain", "ema", "bf16", "weight-drop", "shift-epochs"],
+    ids=["plain", "ema", "bf16", "weight-drop", "shift-epochs", "resets"],
 )
 def test_resume_continues_bit_for_bit(tmp_path, anna_50k, variant):
     # A constant schedule so that the first leg's --max-steps does not change its learning rates.
@@ -262,3 +265,81 @@ def test_validation_remembers_the_training_loss_at_its_best(tmp_path, anna_50k):
     trainer.train_loss_ema = 2.5
     trainer.validate()
     assert trainer.train_loss_at_best == 1.5
+
+
+def slow_steps(monkeypatch, seconds: float) -> None:
+    """Every training step takes at least `seconds`, as on a slow machine."""
+    real = Trainer.train_step
+
+    def slow(self, lr):
+        time.sleep(seconds)
+        return real(self, lr)
+
+    monkeypatch.setattr(Trainer, "train_step", slow)
+
+
+def test_the_last_validation_and_save_fit_inside_the_time_budget(monkeypatch, tmp_path, anna_50k):
+    real_validate = Trainer.validate
+
+    def slow_validate(self):  # a validation that costs a fifth of the budget
+        time.sleep(1.0)
+        return real_validate(self)
+
+    monkeypatch.setattr(Trainer, "validate", slow_validate)
+    slow_steps(monkeypatch, 0.02)
+    config = tiny_config(anna_50k, tmp_path / "run", time_budget=5.0, save_interval=1.5, eval_every=40)
+    started = time.perf_counter()
+    result = charrnn.train(config, QUIET)
+    wall = time.perf_counter() - started
+    assert result.stopped_by == "time_budget"
+    final = RunDir(tmp_path / "run").checkpoints()[-1]
+    assert final.meta["val_loss"] is not None and 3.0 < final.meta["elapsed_s"] <= 5.0, final.meta["elapsed_s"]
+    assert wall < 5.0 + 1.0  # reading the text and building the model come on top, and little else
+
+
+def test_a_new_run_checkpoints_by_time_before_its_first_save_every(monkeypatch, tmp_path, anna_50k):
+    slow_steps(monkeypatch, 0.03)
+    config = tiny_config(anna_50k, tmp_path / "run", max_steps=30, save_every=10**6, eval_every=10**6,
+                         save_interval=0.25)  # fmt: skip
+    charrnn.train(config, QUIET)
+    steps = [(c.step, c.val_loss) for c in RunDir(tmp_path / "run").checkpoints()]
+    assert len(steps) >= 3 and steps[-1][0] == 30, steps
+    assert all(val is not None for _, val in steps)  # each validated: `best` means something from the first
+    off = tiny_config(anna_50k, tmp_path / "off", max_steps=12, save_every=10**6, eval_every=10**6, save_interval=0)
+    charrnn.train(off, QUIET)
+    assert [c.step for c in RunDir(tmp_path / "off").checkpoints()] == [12]
+
+
+def test_a_new_runs_first_timed_checkpoint_comes_sooner_than_the_interval(tmp_path, anna_50k):
+    trainer = Trainer(tiny_config(anna_50k, tmp_path / "run", save_interval=300), tmp_path, prepare_data(
+        tiny_config(anna_50k, tmp_path / "run")), stream=QUIET)  # fmt: skip
+    assert not trainer.save_due(29.0) and trainer.save_due(30.0)
+    trainer.saved, trainer.last_save_clock = True, 30.0
+    assert not trainer.save_due(300.0) and trainer.save_due(330.0)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_each_validation_keeps_its_line_and_a_budget_shows_time_left(tmp_path):
+    from charrnn.metrics import Reporter, StepMetrics
+
+    screen = Terminal()
+    reporter = Reporter(tmp_path / "metrics.csv", None, 0, 10, False, screen, time_budget=300)
+    reporter.row(StepMetrics(9, 0.1, 64.6, 2.0, None, 1e-3, 1000.0))
+    reporter.row(StepMetrics(10, 0.1, 65.0, 2.0, 1.9, 1e-3, 1000.0))
+    reporter.row(StepMetrics(11, 0.1, 65.4, 2.0, None, 1e-3, 1000.0))
+    reporter.close()
+    lines = [line.split("\r")[-1] for line in screen.getvalue().split("\n")]
+    assert any(line.startswith("epoch 0.10 step 10 |") and "val 1.9000" in line for line in lines), lines
+    assert "3m55s left" in screen.getvalue()
+
+
+def test_the_size_hint_calls_a_small_model_small():
+    from charrnn.metrics import size_hint
+
+    assert "small model" in size_hint(42_000, 1_000_000) and "reasonable" not in size_hint(42_000, 1_000_000)
+    assert "reasonable" in size_hint(1_272_124, 1_786_701)  # the default model on anna.txt
+    assert "overfit" in size_hint(20_000_000, 1_000_000)

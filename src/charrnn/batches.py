@@ -12,6 +12,11 @@ drawn from the seed and the epoch number in [0, one stream's length): the charac
 that epoch out. Without it every epoch repeats the same streams, so each character is always reached
 by a state carried from the same stretch of text, and always at the same place in its window.
 
+With `reset_rate` set, each stream's carried state is also zeroed before a window with that chance,
+drawn from `reset_seed`, the epoch and the window (so a resume and every rank see the same resets).
+Without it the zero state, which every prime is read from, follows only the streams' fixed starts, and
+a model learns what follows those few stretches of text instead of "a text may start here".
+
 The source only slices an id array (numpy or a memory map) per batch, so it can be fed from a
 pre-encoded corpus on disk and split across processes with `shard` without touching the loop.
 """
@@ -32,6 +37,7 @@ class Batch:
     targets: torch.Tensor  # (streams, steps) int64
     epoch: int  # 0-based
     window: int  # index of this window in its epoch
+    resets: torch.Tensor | None = None  # (streams,) bool: rows whose carried state starts from zero here
 
     @property
     def starts_epoch(self) -> bool:
@@ -46,6 +52,8 @@ class BatchSource:
         seq_len: int,
         device: str | torch.device = "cpu",
         offset_seed: int | None = None,
+        reset_rate: float = 0.0,
+        reset_seed: int = 0,
     ):
         if batch_size <= 0 or seq_len <= 0:
             raise CharRNNError("batch_size (--batch-size) and seq_len (--seq-len) must be positive")
@@ -57,6 +65,7 @@ class BatchSource:
         self.seq_len = seq_len
         self.device = torch.device(device)
         self.offset_seed = offset_seed
+        self.reset_rate, self.reset_seed = reset_rate, reset_seed
         self._ids = ids
         self._streams = batch_size  # streams in the layout; a shard yields every k-th of them
         self._rows = slice(None)
@@ -90,10 +99,18 @@ class BatchSource:
         cols = slice(window * self.seq_len, min((window + 1) * self.seq_len, self.stream_len))
         return self._tensor(self._inputs[:, cols]), self._tensor(self._targets[:, cols])
 
+    def resets(self, epoch: int, window: int) -> torch.Tensor | None:
+        """The rows whose state is zeroed before `window` of `epoch` (None: none; every row starts an epoch)."""
+        if not self.reset_rate or window == 0:
+            return None
+        drawn = np.random.default_rng([self.reset_seed, epoch, window]).random(self._streams) < self.reset_rate
+        rows = drawn[self._rows]
+        return torch.from_numpy(rows).to(self.device) if rows.any() else None
+
     def next_batch(self) -> Batch:
         """The batch at the current position; the position then moves on (to the next epoch at the end)."""
         inputs, targets = self.window_at(self.window)
-        batch = Batch(inputs, targets, self.epoch, self.window)
+        batch = Batch(inputs, targets, self.epoch, self.window, self.resets(self.epoch, self.window))
         self.window += 1
         if self.window == self.windows_per_epoch:
             self._lay_out(self.epoch + 1)

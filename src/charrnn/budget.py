@@ -5,7 +5,7 @@ regularised model wins once it can see the text several times, and loses to the 
 it cannot. That count depends on the text's size and on this machine's speed, so a short probe times
 each candidate's real training step here, and `rule` picks the largest candidate that the budget
 lets run at least its fitted number of epochs (docs/experiments.md, section 11). The probe spends at
-most `PROBE_SHARE` of the budget, which the run then does not get, and runs inside `fork_rng`, so the
+most `PROBE_SHARE` of the budget, which counts against the budget, and runs inside `fork_rng`, so the
 run's generators are where a run without a probe would find them.
 """
 
@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .dataset import Data, prepare_data
 from .distributed import SINGLE, World
 from .errors import CharRNNError, setting
-from .model import MODEL_FLAGS, ModelConfig
+from .model import MODEL_FLAGS, CharRNN, ModelConfig, count_parameters
 from .steptime import median_step, scratch_trainer
 
 # The flags that shape the model or its optimisation: any of them given turns the choice off.
@@ -61,7 +61,7 @@ SETTINGS = (
 @dataclass(frozen=True)
 class Choice:
     setting: str
-    budget: float  # seconds the user gave; the run trains for budget - probe_seconds
+    budget: float  # seconds the user gave, the probe's included (the run's clock starts at the probe)
     probe_seconds: float
     step_seconds: dict[str, float]  # per probed setting
     epochs: dict[str, float]  # passes over the training text each probed setting would make in the budget
@@ -102,26 +102,34 @@ def rule(
 
 def probe(config: TrainConfig, data: Data, limit: float) -> dict[str, float]:
     """Seconds per training step of each setting, the defaults first and then up the list, until the next
-    would likely take the probe past `limit` seconds."""
+    would likely take the probe past `limit` seconds (its cost guessed from the last one's, scaled by
+    their parameters: a step's work grows with them)."""
     device = devices.select_device(config.device)
     forked = [device.index or 0] if device.type == "cuda" else []
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    last_cost = 0.0
+    last_cost, last_params = 0.0, 1
     with torch.random.fork_rng(devices=forked):
         for candidate in reversed(SETTINGS):
             began = time.perf_counter()
-            if seconds and began - start + last_cost > limit:
+            candidate_config = config.with_flags(candidate.flags)
+            params = _parameters(candidate_config, len(data.vocab))
+            if seconds and began - start + last_cost * params / last_params > limit:
                 break
-            trainer = scratch_trainer(config.with_flags(candidate.flags), data)
+            trainer = scratch_trainer(candidate_config, data)
             seconds[candidate.name] = median_step(trainer, PROBE_STEPS)
             del trainer
-            last_cost = time.perf_counter() - began
+            last_cost, last_params = time.perf_counter() - began, params
     return seconds
 
 
+def _parameters(config: TrainConfig, vocab_size: int) -> int:
+    with torch.device("meta"):
+        return count_parameters(CharRNN(config.model.for_vocab(vocab_size)))
+
+
 def choose(config: TrainConfig, data: Data) -> tuple[TrainConfig, Choice]:
-    """`config` with the setting chosen for its time budget (less the probe's seconds), and the choice."""
+    """`config` with the setting chosen for what its time budget leaves after the probe, and the choice."""
     built = replace(config, model=config.model.for_vocab(len(data.vocab)))
     fixed = _fixed_defaults(built)
     shaped = [name for name in SHAPING_FLAGS if _value(built, name) != _value(fixed, name)]
@@ -132,7 +140,7 @@ def choose(config: TrainConfig, data: Data) -> tuple[TrainConfig, Choice]:
     seconds = probe(config, data, PROBE_SHARE * budget)
     spent = time.perf_counter() - start
     chosen, epochs = rule(seconds, budget - spent, len(data.train_ids))
-    return replace(config.with_flags(chosen.flags), time_budget=budget - spent), Choice(
+    return config.with_flags(chosen.flags), Choice(
         setting=chosen.name,
         budget=budget,
         probe_seconds=round(spent, 3),

@@ -6,13 +6,15 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 import torch
 
-from . import allocator, prepare_cli
+from . import __version__, allocator, prepare_cli
 from . import checkpoint as ckpt
 from .budget import SHAPING_FLAGS
 from .config import PRECISIONS, TrainConfig
@@ -22,10 +24,11 @@ from .devices import select_device
 from .ensemble import Ensemble, load_ensemble
 from .errors import CharRNNError
 from .evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
+from .metrics import progress_bar
 from .model import MODEL_FLAGS, CharRNN, ModelConfig, count_parameters
 from .prepared import is_prepared
 from .rundir import RUN_FILE, RunDir, load_model
-from .runs import find_runs, table_lines
+from .runs import cell, find_runs, table_lines
 from .sample import Sampler
 from .trainer import resume, train
 from .vocab import Vocab
@@ -90,6 +93,13 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         default=s,
         help="start each epoch's streams at a new random point in the text instead of repeating them",
     )
+    add(
+        "--reset-rate",
+        type=float,
+        default=s,
+        help="each stream's chance of starting a batch from the zero state, so that a prime read from it may "
+        f"start anywhere in a text; 0: only at each epoch's start (default {d.reset_rate})",
+    )
     add("--adam-beta2", type=float, default=s, help=f"Adam's second-moment decay (default {d.adam_beta2})")
     add(
         "--ema",
@@ -122,10 +132,10 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     add(
         "--val-text",
         dest="val_texts",
-        nargs="+",
+        action="append",
         metavar="FILE",
         default=s,
-        help="validate on these files (text or a prepared corpus) instead of the training text's tail",
+        help="validate on this file (text or a prepared corpus) instead of the training text's tail (repeat for more)",
     )
     add(
         "--val-max-chars",
@@ -135,6 +145,13 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
     add("--eval-every", type=int, default=s, help=f"validate every N steps (default {d.eval_every})")
     add("--save-every", type=int, default=s, help=f"checkpoint every N steps (default {d.save_every})")
+    add(
+        "--save-interval",
+        type=duration,
+        default=s,
+        help="checkpoint (and validate) at least this often in training time, e.g. 5m, the first after 30 s "
+        f"at most; 0: by steps only (default {d.save_interval / 60:g}m)",
+    )
     add(
         "--keep",
         type=checkpoint_count,
@@ -167,7 +184,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="a run directory or one checkpoint file")
-    p.add_argument("--checkpoint", default="best", help="latest, best (lowest validation loss) or a step number")
+    p.add_argument(
+        "--checkpoint", default="best", help="latest, best (lowest validation loss) or a step number (default best)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
 
 
@@ -184,9 +203,15 @@ def _add_ensemble_flag(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="charrnn", description="Train character-level RNN language models and sample from them.")
+    parser = _Parser(
+        prog="charrnn",
+        description="Train character-level RNN language models and sample from them.",
+        epilog="A mistake in the command line (an unknown flag, a value of the wrong type) exits 2; any other "
+        "mistake exits 1; both print one line. `charrnn COMMAND --help` lists a command's flags.",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"charrnn {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train_parser = commands.add_parser(
         "train",
@@ -437,7 +462,11 @@ def cmd_eval(args) -> int:
         raise CharRNNError("text too short to evaluate: need at least two characters")
     # After reading the text, so that its temporary buffers still go back to the system.
     allocator.keep_freed_memory()
-    result = evaluate(model, ids) if args.dynamic_lr is None else evaluate_dynamic(model, ids, args.dynamic_lr)
+    bar = progress_bar("window")
+    if args.dynamic_lr is None:
+        result = evaluate(model, ids, progress=bar)
+    else:
+        result = evaluate_dynamic(model, ids, args.dynamic_lr, progress=bar)
     how = "" if args.dynamic_lr is None else f", dynamic evaluation at lr {args.dynamic_lr:g}"
     if args.json:
         print(json.dumps(result.to_json()))
@@ -489,7 +518,8 @@ def cmd_info(args) -> int:
         print(json.dumps(info, indent=1))
         return 0
     print(f"{info['path']}: step {info['step']}, {info['params']:,} parameters, vocabulary {info['vocab_size']}")
-    print("config: " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
+    settings = ", ".join(f"{k}={cell(v) if k not in ('texts', 'out') else v}" for k, v in info["config"].items())
+    print(textwrap.fill(settings, terminal_width() or 100, initial_indent="config: ", subsequent_indent="  "))
     if info["choice"]:
         print(
             f"chosen for a {info['choice']['budget']:g} s budget: {info['choice']['setting']}, {info['choice']['reason']}"
@@ -543,7 +573,7 @@ def cmd_sweep(args) -> int:
     )
     result = sweep(config, report=lambda line: print(line, flush=True))
     print()
-    for line in table_lines(result.rows):
+    for line in table_lines(result.rows, terminal_width()):
         print(line)
     best = result.rows[0]
     val = "no validation" if best.best_val_loss is None else f"validation {best.best_val_loss:.4f} nats/char"
@@ -559,12 +589,17 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def terminal_width() -> int | None:
+    """The terminal's columns, when stdout is one (a pipe or a file takes whole lines)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
 def cmd_runs(args) -> int:
     rows = find_runs(args.root)
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=1))
         return 0
-    for line in table_lines(rows):
+    for line in table_lines(rows, terminal_width()):
         print(line)
     return 0
 
@@ -608,7 +643,11 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `charrnn`: what it can do
+        parser.print_help()
+        return 0
     # A file-size limit should make writes fail with EFBIG (reported, nothing lost), not kill us.
     if hasattr(signal, "SIGXFSZ"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -19,7 +19,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 STOP_FLAGS = frozenset({"max_steps", "epochs", "time_budget"})
 # precision too, so that a bf16 run can go on where bf16 cannot run (with a warning: other numbers).
 RESUMABLE_CHANGES = frozenset(
-    {"max_steps", "epochs", "time_budget", "patience", "eval_every", "save_every", "keep", "device", "precision"}
+    {"max_steps", "epochs", "time_budget", "patience", "eval_every", "save_every", "save_interval", "keep"}
+    | {"device", "precision"}
     | {"tensorboard", "dist_backend"}
 )
 
@@ -38,11 +39,12 @@ class TrainConfig:
     grad_clip: float = 5.0
     adam_beta2: float = 0.999
     shift_epochs: bool = False  # start each epoch's streams at a new point in the text (batches.py)
+    reset_rate: float = 0.01  # a stream's chance of a zeroed state before each window: primes read cold (batches.py)
     ema: float = 0.0  # decay of the weights' moving average that validation and sampling use; 0: off
     precision: str = "fp32"  # the forward pass's arithmetic: bf16/fp16 autocast keep fp32 weights and Adam
     epochs: int | None = None
     max_steps: int | None = None
-    time_budget: float | None = None  # seconds of training (evaluation and saving included)
+    time_budget: float | None = None  # seconds from the first step to the final checkpoint (the probe's included)
     patience: int | None = None  # stop after this many validations in a row without a new best
     init_from: str | None = None  # a run (or checkpoint) whose weights and architecture this run starts from
     tensorboard: str | None = None  # a directory for TensorBoard logs (the run's own subdirectory in it)
@@ -51,6 +53,7 @@ class TrainConfig:
     val_max_chars: int = 5_000_000  # the validation tail's cap: a 1 GB corpus validates on 5 MB, not 100
     eval_every: int = 1000
     save_every: int = 1000
+    save_interval: float = 300.0  # seconds of training between checkpoints at most (the first: trainer.py); 0: off
     keep: int = 5  # 0: keep all
     seed: int = 1234
     device: str = "auto"
@@ -72,10 +75,16 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise CharRNNError(f"{setting(name)} must be positive, got {getattr(self, name)}")
-        for name in ("grad_clip", "warmup_steps", "keep"):
+        for name in ("grad_clip", "warmup_steps", "keep", "save_interval"):
             if getattr(self, name) < 0:
                 raise CharRNNError(f"{setting(name)} must not be negative, got {getattr(self, name)}")
-        for name, top in (("val_fraction", "1)"), ("ema", "1)"), ("adam_beta2", "1)"), ("min_lr_ratio", "1]")):
+        for name, top in (
+            ("val_fraction", "1)"),
+            ("reset_rate", "1)"),
+            ("ema", "1)"),
+            ("adam_beta2", "1)"),
+            ("min_lr_ratio", "1]"),
+        ):
             value = getattr(self, name)
             if not (0.0 <= value < 1.0 or (top == "1]" and value == 1.0)):
                 raise CharRNNError(f"{setting(name)} must be in [0, {top}, got {value}")
@@ -94,6 +103,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["model"] = ModelConfig.from_json(data.get("model", {}))
+        values.setdefault("reset_rate", 0.0)  # runs saved before the field trained without resets
         return cls(**values)
 
     def flat(self) -> dict:

@@ -122,21 +122,31 @@ class Agreement:
         self.world = world
         self.device = device if dist.is_initialized() and dist.get_backend() == "nccl" else torch.device("cpu")
 
-    def step(self, loss: float, elapsed: float, signal: str | None) -> tuple[float, float, str | None, bool]:
-        """(mean loss, rank 0's elapsed seconds, a signal any rank received, whether every loss was finite)."""
+    def step(
+        self, loss: float, elapsed: float, signal: str | None, ahead: float = 0.0
+    ) -> tuple[float, float, str | None, bool, float]:
+        """(mean loss, rank 0's elapsed seconds, a signal any rank received, whether every loss was finite,
+        rank 0's `ahead`: the seconds it expects the run's end to take)."""
         finite = math.isfinite(loss)
         if not self.world.distributed:
-            return loss, elapsed, signal, finite
+            return loss, elapsed, signal, finite, ahead
         code = SIGNALS.index(signal) + 1 if signal in SIGNALS else 0
+        main = self.world.is_main
         values = torch.tensor(
-            [loss if finite else 0.0, elapsed if self.world.is_main else 0.0, float(code), 0.0 if finite else 1.0],
+            [
+                loss if finite else 0.0,
+                elapsed if main else 0.0,
+                float(code),
+                0.0 if finite else 1.0,
+                ahead if main else 0.0,
+            ],
             dtype=torch.float64,
             device=self.device,
         )
         reduced = _collective(self.world, "a training step", lambda: (dist.all_reduce(values), values.tolist())[1])
-        loss_sum, clock, codes, bad = reduced
+        loss_sum, clock, codes, bad, ahead = reduced
         received = SIGNALS[min(int(codes), len(SIGNALS)) - 1] if codes else None
-        return loss_sum / self.world.size, clock, received, bad == 0
+        return loss_sum / self.world.size, clock, received, bad == 0, ahead
 
     def total(self, values: list[float]) -> list[float]:
         """Each value summed over the ranks."""

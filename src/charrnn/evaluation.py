@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,6 +34,7 @@ from .model import CharRNN
 # Window and rate chosen in docs/experiments.md, "Dynamic evaluation".
 DYNAMIC_SEQ_LEN = 50
 DYNAMIC_LR = 0.1
+Progress = Callable[[Iterable, int], Iterable]  # wraps an iterable of `count` windows (a bar, in the CLI)
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,12 @@ def evaluate(
     lead_in: int = 250,
     share: tuple[int, int] = (0, 1),
     total: Callable[[list[float]], list[float]] = lambda values: values,
+    progress: Progress | None = None,
 ) -> EvalResult:
     """Mean cross-entropy of `model` (or of an ensemble's mean probabilities) on `ids` (dropout off),
     predicting ids[1:] from what precedes. With `share` (rank, ranks) this process scores streams rank,
     rank + ranks, ... of the same layout and `total` sums the ranks' losses and counts, so every rank
-    gets the figure one process would."""
+    gets the figure one process would. `progress(windows, count)` may wrap the windows, e.g. in a bar."""
     device = model.device
     rank, ranks = share
     streams = max(1, min(streams, (len(ids) - 1) // max(seq_len // 4, 1)))
@@ -77,7 +79,8 @@ def evaluate(
         state = tuple(s[:, mine].contiguous() for s in state)
         summed = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
-        for inputs, targets in source.epoch_batches():
+        windows = source.epoch_batches()
+        for inputs, targets in progress(windows, source.windows_per_epoch) if progress else windows:
             if inputs[mine].shape[0]:
                 loss, state = _summed_loss(model, inputs[mine], targets[mine], state)
                 summed += loss
@@ -113,7 +116,11 @@ def _summed_loss(model: CharRNN | Ensemble, inputs, targets, state):
 
 
 def evaluate_dynamic(
-    model: CharRNN, ids: np.ndarray, lr: float = DYNAMIC_LR, seq_len: int = DYNAMIC_SEQ_LEN
+    model: CharRNN,
+    ids: np.ndarray,
+    lr: float = DYNAMIC_LR,
+    seq_len: int = DYNAMIC_SEQ_LEN,
+    progress: Progress | None = None,
 ) -> EvalResult:
     """Mean cross-entropy of `model` on `ids` read as one stream, learning from each window once scored.
 
@@ -128,7 +135,10 @@ def evaluate_dynamic(
         raise CharRNNError(f"dynamic evaluation's seq_len must be positive, got {seq_len}")
     if len(ids) < 2:
         raise CharRNNError("text too short to evaluate: need at least two characters")
-    loss = sum(dynamic_window_losses(model, ids, lr, seq_len)) / (len(ids) - 1)
+    windows = dynamic_window_losses(model, ids, lr, seq_len)
+    if progress:
+        windows = progress(windows, -(-(len(ids) - 1) // seq_len))
+    loss = sum(windows) / (len(ids) - 1)
     if not math.isfinite(loss):
         raise CharRNNError(f"dynamic evaluation diverged at learning rate {lr}; try a lower one")
     return EvalResult(loss, len(ids) - 1, dynamic_lr=lr)

@@ -68,6 +68,7 @@ def export_onnx(model: CharRNN, vocab: Vocab, out: str | os.PathLike) -> Path:
                               dynamic_axes=axes)  # fmt: skip
         proto = onnx.load(str(temporary))
         meta = {"vocab": json.dumps("".join(vocab.chars)), "model": json.dumps(config.to_json()), "exporter": EXPORTER}
+        meta["lead_in"] = json.dumps(vocab.lead_in)  # what a prime is read after (vocab.py)
         for key, value in meta.items():
             proto.metadata_props.add(key=f"charrnn.{key}", value=value)
         onnx.checker.check_model(proto)

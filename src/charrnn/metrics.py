@@ -101,6 +101,8 @@ class Progress:
     def step(self, metrics: StepMetrics, line: str) -> None:
         if self.bar is not None:
             self.bar.update(metrics.step - self.bar.n)
+            if metrics.val_loss is not None:  # each validation keeps a line of its own above the bar
+                self.bar.write(line, file=self.stream)
             self.bar.set_postfix_str(line, refresh=False)
         elif metrics.step % self.every == 0 or metrics.val_loss is not None:
             self.message(line)
@@ -111,17 +113,30 @@ class Progress:
             self.bar = None
 
 
-def step_line(row: StepMetrics) -> str:
+def progress_bar(unit: str):
+    """A wrapper that shows a bar on stderr while an iterable of known length is read, on a terminal only."""
+
+    def wrap(iterable, total: int):
+        return tqdm(iterable, total=total, unit=unit, file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+
+    return wrap
+
+
+def step_line(row: StepMetrics, time_budget: float | None = None) -> str:
     line = f"epoch {row.epoch:.2f} step {row.step} | train {row.train_loss:.4f}"
     if row.val_loss is not None:
         line += f" | val {row.val_loss:.4f} nats {row.val_loss / LN2:.4f} bpc"
-    return line + f" | lr {row.lr:.2e} | {row.chars_per_s:,.0f} chars/s"
+    line += f" | lr {row.lr:.2e} | {row.chars_per_s:,.0f} chars/s"
+    if time_budget:
+        left = max(0, round(time_budget - row.elapsed_s))
+        line += f" | {left // 60}m{left % 60:02d}s left"
+    return line
 
 
 def size_hint(params: int, train_chars: int) -> str:
     ratio = params / train_chars
-    if ratio < 0.01:
-        advice = "far fewer parameters than characters: the model will likely underfit (raise --hidden)"
+    if ratio < 0.1:
+        advice = "a small model for this much text: a wider one (--hidden) would likely learn more, if time allows"
     elif ratio > 10:
         advice = "far more parameters than characters: it may overfit (raise --dropout or lower --hidden)"
     else:
@@ -178,7 +193,9 @@ class Reporter:
         resumed: bool,
         stream=None,
         tensorboard=None,  # a TensorBoardLog (tensorboard.py), or None
+        time_budget: float | None = None,
     ):
+        self.time_budget = time_budget
         self.progress = Progress(max_steps, step, every=max(1, eval_every // 10), stream=stream)
         self.csv = MetricsCSV(metrics_path, resume_from_step=step if resumed else None)
         self.tensorboard = tensorboard
@@ -197,7 +214,7 @@ class Reporter:
         self.csv.write(row)
         if self.tensorboard is not None:
             self.tensorboard.row(row)
-        self.progress.step(row, step_line(row))
+        self.progress.step(row, step_line(row, self.time_budget))
 
     def flush(self) -> None:
         self.csv.flush()

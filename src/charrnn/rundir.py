@@ -89,6 +89,8 @@ class RunDir:
     def pick(self, which: str) -> CheckpointInfo:
         """`latest`, `best` (the latest if none was validated) or a step number."""
         checkpoints = self.checkpoints()
+        if not checkpoints and RunLock.holder(self.path) is not None:
+            raise CharRNNError(f"{self.path} is training and has no checkpoint yet; the first comes within a minute")
         if not checkpoints:
             raise CharRNNError(f"{self.path}: no checkpoint found (is it a charrnn run directory?)")
         if which == "latest":

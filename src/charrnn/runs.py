@@ -86,21 +86,48 @@ def _row(root: Path, path: Path) -> RunRow | None:
     )
 
 
-def table_lines(rows: list[RunRow]) -> list[str]:
-    """The rows as an aligned text table, with a column for each flag that differs between them."""
-    varying = differing_flags(rows)
+def table_lines(rows: list[RunRow], width: int | None = None) -> list[str]:
+    """The rows as an aligned text table, with a column for each flag that differs between them (rounded,
+    and none that is empty in every row); within `width` characters, flag columns are left out from the
+    last and a closing line names them."""
+    varying = [n for n in differing_flags(rows) if any(row.flags.get(n) is not None for row in rows)]
 
     def loss(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
-    table = [
-        [row.name, *(str(row.flags.get(n)) for n in varying), f"{row.params:,}", str(row.step),
-         "-" if row.epoch is None else f"{row.epoch:.2f}", "-" if row.elapsed_s is None else f"{row.elapsed_s:.0f}s",
-         loss(row.last_val_loss), loss(row.best_val_loss), row.state + (f" ({row.reason})" if row.reason else "")]
+    fixed = [
+        [f"{row.params:,}", str(row.step), "-" if row.epoch is None else f"{row.epoch:.2f}",
+         "-" if row.elapsed_s is None else f"{row.elapsed_s:.0f}s", loss(row.last_val_loss),
+         loss(row.best_val_loss), row.state + (f" ({row.reason})" if row.reason else "")]
         for row in rows
     ]  # fmt: skip
-    header = ["run", *varying, "params", "steps", "epochs", "time", "last val", "best val", "state"]
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [header, *table]
-    ]
+    header = ["params", "steps", "epochs", "time", "last val", "best val", "state"]
+    flags = {name: [cell(row.flags.get(name)) for row in rows] for name in varying}
+    while True:
+        table = [["run", *flags, *header]]
+        table += [[row.name, *(column[i] for column in flags.values()), *fixed[i]] for i, row in enumerate(rows)]
+        lines = _aligned(table)
+        if width is None or not flags or max(map(len, lines)) <= width:
+            break
+        flags.popitem()
+    left_out = varying[len(flags) :]
+    if left_out:
+        lines.append(f"({len(left_out)} more flags differ: {', '.join(left_out)}; --json shows them all)")
+    return lines
+
+
+def cell(value) -> str:
+    """A flag's value in a table: rounded, a path by its end, nothing as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        value = ",".join(map(str, value))
+    text = str(value)
+    return text if len(text) <= 24 else "…" + text[-23:]
+
+
+def _aligned(table: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in table]

@@ -429,21 +429,22 @@ class Sampler:
     @torch.inference_mode()
     def warm(self, prime: str, num_samples: int = 1) -> tuple[torch.Tensor, State]:
         """State after all but the last prime character, and that last character (batch of them): where
-        sampling starts. An empty prime starts from a newline (or the vocabulary's first character)."""
+        sampling starts. A prime is read after the vocabulary's lead-in (a line break); an empty prime
+        is the lead-in alone (or, without one, the vocabulary's first character)."""
         return self.warm_many([prime] * num_samples)
 
     @torch.inference_mode()
     def warm_many(self, primes: list[str]) -> tuple[torch.Tensor, State]:
         """`warm` for several primes of one length together: one batch through the fused layers, in
         which a prime asked for by several rows (a request's samples) is read once."""
-        default = "\n" if "\n" in self.vocab.chars else self.vocab.chars[0]
-        rows_of = {prime: index for index, prime in enumerate(dict.fromkeys(prime or default for prime in primes))}
-        encoded = [self.vocab.encode(prime).astype("int64") for prime in rows_of]
+        lead, first = self.vocab.lead_in, self.vocab.chars[0]
+        rows_of = {prime: index for index, prime in enumerate(dict.fromkeys(primes))}
+        encoded = [self.vocab.encode(lead + prime or first).astype("int64") for prime in rows_of]
         ids = torch.as_tensor(np.stack(encoded), device=self.device)
         state = self.model.init_state(len(encoded), self.device)
         if ids.shape[1] > 1:
             _, state = self.model(ids[:, :-1], state)
-        rows = torch.tensor([rows_of[prime or default] for prime in primes], device=self.device)
+        rows = torch.tensor([rows_of[prime] for prime in primes], device=self.device)
         return ids[rows, -1], tuple(part.index_select(1, rows) for part in state)
 
     def stream_batch(

@@ -35,8 +35,8 @@ def _listen(host: str, port: int) -> socket.socket:
         # delayed acknowledgement (40 ms a request here).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
-    except OSError as exc:
-        raise CharRNNError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    except (OSError, OverflowError) as exc:  # OverflowError: a port the socket module itself refuses
+        raise CharRNNError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from exc
     return sock
 
 
@@ -48,6 +48,8 @@ def serve(args) -> int:
         from .serve.app import Service
     except ImportError as exc:
         raise CharRNNError(INSTALL_HINT) from exc
+    if not 0 <= args.port <= 65535:
+        raise CharRNNError(f"port (--port) must be in 0..65535, got {args.port}")
     for path in [args.path, *args.also]:
         if not Path(path).exists():
             raise CharRNNError(f"{path}: no such run directory or checkpoint")
@@ -74,7 +76,8 @@ def serve(args) -> int:
     previous = {s: signal.signal(s, drain) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         http.start()
-        print(f"serving {args.path} on http://{host}:{port}/ (Ctrl-C or SIGTERM to stop)", flush=True)
+        what = " with ".join([args.path, *args.also])
+        print(f"serving {what} on http://{host}:{port}/ (Ctrl-C or SIGTERM to stop)", flush=True)
         if not service.load():  # /health answers 503 until this returns
             server.should_exit = True
             http.join()

@@ -1,5 +1,6 @@
 """The training loop: Adam, the schedule (schedule.py), global-norm clipping, the recurrent state
-carried (detached) from batch to batch and reset at each epoch, periodic validation and checkpoints.
+carried (detached) from batch to batch and reset at each epoch and, per stream, at random windows
+(batches.py says why), periodic validation and checkpoints.
 
 `train(config)` starts a run, `resume(run_dir, changes)` continues one exactly where its newest
 checkpoint left it: weights, optimizer moments, RNG state, carried state, data position and
@@ -46,6 +47,7 @@ from .tensorboard import TensorBoardLog
 from .vocab import Vocab
 
 SIGNALS = ("SIGINT", "SIGTERM")
+FIRST_SAVE_S = 30.0  # a new run can be sampled within half a minute, not only at step save_every
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class Trainer:
                     config.seq_len,
                     self.device,
                     config.seed if config.shift_epochs else None,
+                    config.reset_rate,
+                    config.seed,
                 ),
             ),
             average=_moving_average(model, config.ema) if config.ema else None,
@@ -147,6 +151,10 @@ class Trainer:
         self.train_loss_ema: float | None = None
         self.train_loss_at_best: float | None = None  # tells a diverging run from an overfitting one at the end
         self.bad_validations = 0  # validations in a row without a new best (--patience)
+        self.last_seconds: dict[str, float] = {}  # what the last validation and the last save took
+        self.last_save_clock = 0.0
+        self.saved = False  # whether this run has a checkpoint (the first is due sooner)
+        self.step_in_run = 0  # steps taken by this process
         self.report: Reporter | None = None
         self.notes: list[str] = []  # warnings to print at the start (a resume's)
 
@@ -172,31 +180,69 @@ class Trainer:
         config = self.config
         self._open_report(resumed)
         start = time.perf_counter() - self.elapsed_prior  # the clock reads the run's training seconds
-        self.clock = self.elapsed_prior
+        self.clock = self.last_save_clock = self.elapsed_prior
+        self.saved = resumed
         try:
             while True:
                 step_start = time.perf_counter() - start if not self.world.distributed else self.clock
                 lr = learning_rate(config, self.step, step_start, self.batches.windows_per_epoch)
+                began = time.perf_counter()
                 loss, chars = self.train_step(lr)
-                loss, self.clock, signals.received, finite = self.agreement.step(
-                    loss, time.perf_counter() - start, signals.received
+                elapsed = time.perf_counter() - start
+                ahead = self._time_ahead(time.perf_counter() - began, chars, elapsed)
+                loss, self.clock, signals.received, finite, ahead = self.agreement.step(
+                    loss, elapsed, signals.received, ahead
                 )
                 if not finite:
                     raise self._non_finite("loss")
                 chars_per_s = chars * self.world.size / (time.perf_counter() - start - step_start)
-                reason = self.stop_reason(self.clock, signals)
-                validate = self.step % config.eval_every == 0 or (reason is not None and reason not in SIGNALS)
-                val = self.validate() if validate else None
+                reason = self.stop_reason(self.clock, signals, ahead)
+                timed = self.save_due(self.clock)
+                validate = self.step % config.eval_every == 0 or timed or (reason is not None and reason not in SIGNALS)
+                val = self.timed(self.validate, "validate") if validate else None
                 reason = reason or self.patience_spent()
                 self.report.row(self._row(loss, val, lr, chars_per_s, time.perf_counter() - start))
-                if self.step % config.save_every == 0 or reason is not None:
+                if self.step % config.save_every == 0 or timed or reason is not None:
                     self.report.flush()
-                    self.save(time.perf_counter() - start, reason)
+                    self.timed(self.save, "save", time.perf_counter() - start, reason)
+                    self.last_save_clock, self.saved = self.clock, True
                 if reason is not None:
                     break
         finally:
             self.report.close()
         return self._finish(reason)
+
+    def save_due(self, clock: float) -> bool:
+        """Whether the clock says to checkpoint now: FIRST_SAVE_S into a new run, then every save_interval."""
+        interval = self.config.save_interval
+        if not interval:
+            return False
+        return clock - self.last_save_clock >= (interval if self.saved else min(interval, FIRST_SAVE_S))
+
+    def _time_ahead(self, step_seconds: float, chars_per_step: int, clock: float) -> float:
+        """Seconds from `clock` that what is due after this step, another step and the run's end would take
+        (rank 0's figure is the one agreed)."""
+        validate, save = self._end_seconds(chars_per_step)
+        timed = self.save_due(clock)
+        validate_now = timed or self.step % self.config.eval_every == 0
+        save_now = timed or self.step % self.config.save_every == 0
+        return validate * validate_now + save * save_now + step_seconds + validate + save
+
+    def timed(self, call, name: str, *args):
+        """`call(*args)`, its seconds kept as `name`'s last (the run's end is estimated from them)."""
+        began = time.perf_counter()
+        result = call(*args)
+        self.last_seconds[name] = time.perf_counter() - began
+        return result
+
+    def _end_seconds(self, chars_per_step: int) -> tuple[float, float]:
+        """What a validation and a checkpoint will take: as long as the last of each took, or, before any
+        validation, as long as training on half the validation text would (reading costs about a third)."""
+        validate = self.last_seconds.get("validate")
+        if validate is None:
+            seconds_per_char = (self.clock - self.elapsed_prior) / max(1, self.step_in_run * chars_per_step)
+            validate = len(self.data.val_ids) * seconds_per_char / 2
+        return validate, self.last_seconds.get("save", 0.0)
 
     def _open_report(self, resumed: bool) -> None:
         config, data = self.config, self.data
@@ -207,7 +253,14 @@ class Trainer:
         if config.tensorboard:
             board = TensorBoardLog(config.tensorboard, self.run_dir.path.name, config.flat(), self.step)
         self.report = Reporter(
-            self.run_dir.metrics_file, config.max_steps, self.step, config.eval_every, resumed, self.stream, board
+            self.run_dir.metrics_file,
+            config.max_steps,
+            self.step,
+            config.eval_every,
+            resumed,
+            self.stream,
+            board,
+            config.time_budget,
         )
         verb = f"resuming at step {self.step}" if resumed else "training"
         params = count_parameters(self.model)
@@ -218,7 +271,9 @@ class Trainer:
     def next_batch(self) -> Batch:
         return self.batches.next_batch()
 
-    def stop_reason(self, elapsed: float, signals: StopSignals) -> str | None:
+    def stop_reason(self, elapsed: float, signals: StopSignals, ahead: float = 0.0) -> str | None:
+        """Why to stop after this step, if so; `ahead` is the seconds another step and the end would take,
+        which must fit in the time budget too."""
         config = self.config
         if signals.received:
             return signals.received
@@ -226,7 +281,7 @@ class Trainer:
             return "max_steps"
         if config.epochs and self.batches.epoch >= config.epochs:
             return "epochs"
-        if config.time_budget and elapsed >= config.time_budget:
+        if config.time_budget and elapsed + ahead >= config.time_budget:
             return "time_budget"
         return None
 
@@ -242,6 +297,9 @@ class Trainer:
         batch = self.next_batch()
         if batch.starts_epoch:
             self.carried = model.init_state(self.config.batch_size // self.world.size)
+        elif batch.resets is not None:
+            keep = (~batch.resets).to(self.carried[0].dtype)[None, :, None]
+            self.carried = tuple(s * keep for s in self.carried)
         loss, carried = self.forward_loss(batch)
         loss_value = loss.item()
         if not math.isfinite(loss_value) and not self.world.distributed:  # under torchrun: decided together
@@ -262,6 +320,7 @@ class Trainer:
             self.parts.average.update_parameters(model)
         self.carried = tuple(s.detach() for s in carried)
         self.step += 1
+        self.step_in_run += 1
         self.train_loss_ema = (
             loss_value if self.train_loss_ema is None else 0.95 * self.train_loss_ema + 0.05 * loss_value
         )
@@ -435,6 +494,7 @@ def train(
         if keep_freed_memory:
             allocator.keep_freed_memory()
         choice = None
+        budget_start = time.perf_counter()
         if choose_for_budget:
             from .budget import applies, choose  # budget.py times steps with a Trainer of its own
 
@@ -443,6 +503,7 @@ def train(
         trainer = Trainer(config, run_dir, data, stream, initial_weights, world)
         if choice is not None:
             trainer.notes.append(choice.line())
+            trainer.elapsed_prior = time.perf_counter() - budget_start  # the probe spends the budget too
         if world.is_main:
             run_dir.write(_run_record(config, data.vocab, data.fingerprint, choice=choice and choice.to_json()))
         return _run_with_signals(trainer, resumed=False)

@@ -77,6 +77,13 @@ class Vocab:
         return len(self.chars)
 
     @property
+    def lead_in(self) -> str:
+        """What a prime is read after: a line break, where texts and paragraphs start, when the vocabulary
+        has one. The zero state itself is followed by few contexts in training (each epoch's stream starts),
+        so a prime read straight from it can go astray; the state after a line break is one the model knows."""
+        return "\n" if "\n" in self.chars else ""
+
+    @property
     def dtype(self) -> np.dtype:
         return id_dtype(len(self.chars))
 
