@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from charrnn import allocator, onednn
+from charrnn.build import build_trainer
 from charrnn.config import TrainConfig
 from charrnn.dataset import prepare_data
 from charrnn.model import ModelConfig
@@ -147,7 +148,7 @@ def make_trainer(size: Size, text: Path, out: Path, **overrides) -> Trainer:
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(config)
     allocator.keep_freed_memory()  # as the CLI sets it, after the text is read
-    return Trainer(config, out, data, stream=open(os.devnull, "w"))
+    return build_trainer(config, data, out, stream=open(os.devnull, "w"))
 
 
 def bare_step(trainer: Trainer) -> None:

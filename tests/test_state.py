@@ -13,13 +13,14 @@ import torch
 import charrnn
 from charrnn import state
 from charrnn.batches import BatchSource
+from charrnn.build import build_trainer
 from charrnn.checkpoint import load_tensors
 from charrnn.config import TrainConfig
 from charrnn.dataset import prepare_data
 from charrnn.metrics import read_metrics
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.rundir import RunDir, resolve_checkpoint
-from charrnn.trainer import StopSignals, Trainer
+from charrnn.trainer import StopSignals
 
 FORMAT1 = Path(__file__).with_name("fixtures") / "format1"
 QUIET = open(os.devnull, "w")
@@ -101,9 +102,9 @@ def test_a_format_1_checkpoint_restores_the_state_this_code_reaches_itself(tmp_p
     old = copy_format1_run(tmp_path)
     config = replace(TrainConfig.from_json(RunDir(old).read("")["train"]), out=str(tmp_path / "new"))
     (tmp_path / "new").mkdir()
-    ran = Trainer(config, tmp_path / "new", prepare_data(config), stream=QUIET)
+    ran = build_trainer(config, prepare_data(config), tmp_path / "new", stream=QUIET)
     ran.run(StopSignals(), resumed=False)
-    restored = Trainer(config, old, prepare_data(config), stream=QUIET)
+    restored = build_trainer(config, prepare_data(config), old, stream=QUIET)
     info = RunDir(old).pick("20")
     restored.restore(info.meta, load_tensors(info))
     pairs = [(ran.model, restored.model), (ran.parts.average.module, restored.parts.average.module)]

@@ -8,6 +8,7 @@ import torch
 
 import charrnn
 from charrnn import devices
+from charrnn.build import build_trainer
 from charrnn.config import TrainConfig
 from charrnn.dataset import prepare_data
 from charrnn.errors import CharRNNError
@@ -89,12 +90,12 @@ def test_the_validation_at_the_stop_is_in_the_metrics(tmp_path, anna_50k):
 def test_shift_epochs_seeds_the_batch_layout(tmp_path, anna_50k):
     for shift, seed in [(True, 99), (False, None)]:
         config = tiny_config(anna_50k, tmp_path / "run", seed=99, shift_epochs=shift)
-        assert Trainer(config, tmp_path, prepare_data(config), stream=QUIET).batches.offset_seed == seed
+        assert build_trainer(config, prepare_data(config), tmp_path, stream=QUIET).batches.offset_seed == seed
 
 
 def test_moving_average_starts_as_a_mean_then_decays(tmp_path, anna_50k):
     config = tiny_config(anna_50k, tmp_path / "run", max_steps=6, ema=0.6)
-    trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+    trainer = build_trainer(config, prepare_data(config), tmp_path, stream=QUIET)
     expected = None
     for step in range(6):
         trainer.train_step(config.lr)
@@ -118,7 +119,7 @@ def test_a_step_updates_the_weights_as_plain_adam_does(tmp_path, anna_50k):
     """The trainer's Adam is the fused one; it must take the step torch's plain Adam takes with the run's
     lr and betas, from the same (clipped) gradients."""
     config = tiny_config(anna_50k, tmp_path / "run", adam_beta2=0.95, grad_clip=0.5)
-    trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+    trainer = build_trainer(config, prepare_data(config), tmp_path, stream=QUIET)
     plain_model = copy.deepcopy(trainer.model)
     plain = torch.optim.Adam(plain_model.parameters(), lr=3e-3, betas=(0.9, 0.95), foreach=False)
     for _ in range(3):
@@ -136,7 +137,7 @@ def test_bf16_autocast_trains_fp32_weights_close_to_the_fp32_run(tmp_path, anna_
     losses = {}
     for precision in ("fp32", "bf16"):
         config = tiny_config(anna_50k, tmp_path / precision, max_steps=40, precision=precision)
-        trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+        trainer = build_trainer(config, prepare_data(config), tmp_path, stream=QUIET)
         losses[precision] = [trainer.train_step(config.lr)[0] for _ in range(40)]
         assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     fp32, bf16 = losses["fp32"], losses["bf16"]
@@ -257,7 +258,7 @@ def test_rising_validation_with_rising_training_loss_is_called_divergence():
 
 def test_validation_remembers_the_training_loss_at_its_best(tmp_path, anna_50k):
     config = tiny_config(anna_50k, tmp_path / "run", max_steps=4)
-    trainer = Trainer(config, tmp_path, prepare_data(config), stream=QUIET)
+    trainer = build_trainer(config, prepare_data(config), tmp_path, stream=QUIET)
     trainer.train_loss_ema = 1.5
     trainer.validate()
     assert trainer.train_loss_at_best == 1.5 and trainer.best_val == trainer.val_loss
@@ -311,8 +312,8 @@ def test_a_new_run_checkpoints_by_time_before_its_first_save_every(monkeypatch, 
 
 
 def test_a_new_runs_first_timed_checkpoint_comes_sooner_than_the_interval(tmp_path, anna_50k):
-    trainer = Trainer(tiny_config(anna_50k, tmp_path / "run", save_interval=300), tmp_path, prepare_data(
-        tiny_config(anna_50k, tmp_path / "run")), stream=QUIET)  # fmt: skip
+    config = tiny_config(anna_50k, tmp_path / "run", save_interval=300)
+    trainer = build_trainer(config, prepare_data(config), tmp_path, stream=QUIET)
     assert not trainer.save_due(29.0) and trainer.save_due(30.0)
     trainer.saved, trainer.last_save_clock = True, 30.0
     assert not trainer.save_due(300.0) and trainer.save_due(330.0)

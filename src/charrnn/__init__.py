@@ -30,9 +30,9 @@ _HOMES = {
     "evaluate": "evaluation",
     "evaluate_dynamic": "evaluation",
     "prepare": "prepared",
-    "resume": "trainer",
+    "resume": "runner",
     "sweep": "sweeps",
-    "train": "trainer",
+    "train": "runner",
 }
 __all__ = sorted([*_HOMES, "load"])
 __version__ = "0.1.0"

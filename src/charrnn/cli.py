@@ -28,9 +28,9 @@ from .metrics import progress_bar
 from .model import MODEL_FLAGS, CharRNN, ModelConfig, count_parameters
 from .prepared import is_prepared
 from .rundir import RUN_FILE, RunDir, load_model
+from .runner import resume, train
 from .runs import cell, find_runs, table_lines
 from .sample import Sampler
-from .trainer import resume, train
 from .vocab import Vocab
 
 

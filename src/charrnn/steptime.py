@@ -7,12 +7,10 @@ primitives and the allocator's first requests, so they are taken before the cloc
 from __future__ import annotations
 
 import io
-import os
 import statistics
 import time
-from dataclasses import replace
-from pathlib import Path
 
+from .build import build_trainer
 from .config import TrainConfig
 from .dataset import Data
 from .trainer import Trainer
@@ -22,7 +20,7 @@ WARM_UP_STEPS = 3
 
 def scratch_trainer(config: TrainConfig, data: Data) -> Trainer:
     """A trainer for `config` on `data` that only steps: nothing is saved or printed."""
-    trainer = Trainer(replace(config, out=os.devnull), Path(os.devnull), data, stream=io.StringIO())
+    trainer = build_trainer(config, data, stream=io.StringIO())
     for _ in range(WARM_UP_STEPS):
         trainer.train_step(config.lr)
     return trainer

@@ -33,9 +33,9 @@ from .evaluation import evaluate
 from .files import atomic_write_json, read_json
 from .model import ModelConfig
 from .rundir import RunDir, load_model
+from .runner import resume, train
 from .runs import FINISHED, RunRow, find_runs
 from .steptime import scratch_trainer, timed_steps
-from .trainer import resume, train
 
 UNSWEPT = {"texts", "out", "init_from", "tensorboard", "device", "encoding", "errors", "vocab_size"}
 PLAN_FILE = "sweep.json"

@@ -2,11 +2,8 @@
 carried (detached) from batch to batch and reset at each epoch and, per stream, at random windows
 (batches.py says why), periodic validation and checkpoints.
 
-`train(config)` starts a run, `resume(run_dir, changes)` continues one exactly where its newest
-checkpoint left it: weights, optimizer moments, RNG state, carried state, data position and
-counters all come back (state.py), so a resumed run ends bit-for-bit where an unbroken one would on
-the same machine (on CUDA only without dropout: cuDNN draws its dropout masks from a generator no
-checkpoint can hold). The run directory is `RunDir`'s; what is printed and logged, `Reporter`'s.
+`Trainer` is handed what build.py built and knows only the run: step, validate, report, save and
+restore (runner.py starts and resumes runs). What is printed and logged is `Reporter`'s.
 
 Multi-process training would replace four calls and nothing else: `next_batch` (each rank its
 streams), `stop_reason` (decided together), `save` and `report` (rank 0 alone).
@@ -14,37 +11,31 @@ streams), `stop_reason` (decided together), `save` and `report` (rank 0 alone).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
-import os
 import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel
 
-from . import allocator, devices, distributed, state, tensorboard
+from . import distributed, state
 from .batches import Batch, BatchSource
-from .checkpoint import CheckpointInfo, load_tensors
 from .config import TrainConfig
-from .dataset import Data, prepare_data
-from .distributed import SINGLE, Agreement, World
+from .dataset import Data
+from .distributed import Agreement, World
 from .errors import CharRNNError
 from .evaluation import evaluate
-from .finetune import starting_point
 from .metrics import Reporter, RunSummary, SilentReporter, StepMetrics
 from .model import CharRNN, count_parameters
 from .rundir import RunDir
 from .schedule import learning_rate
 from .tensorboard import TensorBoardLog
-from .vocab import Vocab
 
 SIGNALS = ("SIGINT", "SIGTERM")
 FIRST_SAVE_S = 30.0  # a new run can be sampled within half a minute, not only at step save_every
@@ -90,58 +81,34 @@ class StopSignals:
         self.received = signal.Signals(signum).name
 
 
+@dataclass(frozen=True)
+class Setup:
+    """Where a trainer runs: its device, its process group and what the ranks agree through."""
+
+    world: World
+    device: torch.device
+    agreement: Agreement
+    autocast_dtype: torch.dtype | None  # bf16/fp16 autocast, or None for fp32
+    ddp: DistributedDataParallel | None  # the model wrapped for torchrun, or None alone
+
+
 class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        run_dir: RunDir | Path,
+        parts: state.TrainingParts,
         data: Data,
+        setup: Setup,
+        run_dir: RunDir | None = None,
         stream=None,
-        initial_weights: dict | None = None,
-        world: World = SINGLE,
     ):
-        self.config, self.data, self.stream, self.world = config, data, stream, world
-        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        self.device = devices.select_device(distributed.device_for(world, config.device))
-        distributed.start(world, self.device, config.dist_backend)
-        self.agreement = Agreement(world, self.device)
-        self.autocast_dtype = devices.autocast_dtype(config.precision, self.device, config.model.cell)
-        torch.manual_seed(config.seed)
-        model = CharRNN(config.model.for_vocab(len(data.vocab)))
-        if initial_weights is not None:  # --init-from
-            model.load_state_dict(initial_weights)
-        model = model.to(self.device)
-        # fused: one kernel for all parameters' updates (benchmarks/RESULTS.md)
-        fused = self.device.type in ("cpu", "cuda")
-        self.parts = state.TrainingParts(
-            model=model,
-            optimizer=torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2), fused=fused),
-            # fp16's narrow range needs the loss scaled up so small gradients survive; bf16 and fp32 do not.
-            scaler=torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16"),
-            batches=_streams_of(
-                world,
-                BatchSource(
-                    data.train_ids,
-                    config.batch_size,
-                    config.seq_len,
-                    self.device,
-                    config.seed if config.shift_epochs else None,
-                    config.reset_rate,
-                    config.seed,
-                ),
-            ),
-            average=_moving_average(model, config.ema) if config.ema else None,
-        )
-        self.carried = model.init_state(config.batch_size // world.size)
-        self.ddp = None
-        if world.distributed:  # gradients averaged over the ranks; rank 0's weights broadcast at the start
-            self.ddp = DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-            if config.model.weight_drop:
-                model.weight_drop_generator = torch.Generator().manual_seed(config.seed)
-            if world.rank:
-                torch.manual_seed(distributed.rank_seed(config.seed, world.rank))
+        """A trainer of built `parts` (build.py builds them): it steps, validates, reports and saves into
+        `run_dir` (None: a trainer that only steps, as the budget's probe times one)."""
+        self.config, self.parts, self.data, self.stream = config, parts, data, stream
+        self.world, self.device, self.agreement = setup.world, setup.device, setup.agreement
+        self.autocast_dtype, self.ddp = setup.autocast_dtype, setup.ddp
+        self.run_dir = run_dir
+        self.carried = parts.model.init_state(config.batch_size // self.world.size)
         self.clock = 0.0  # rank 0's training seconds as of the last step, which every rank's schedule reads
         self.step = 0
         self.elapsed_prior = 0.0  # training seconds spent before this process (resumed runs)
@@ -423,207 +390,3 @@ class Trainer:
         shared = state.weight_drop_generator(tensors)
         if shared is not None and self.model.weight_drop_generator is not None:
             self.model.weight_drop_generator.set_state(shared)
-
-
-def _streams_of(world: World, batches: BatchSource) -> BatchSource:
-    """This rank's share of the streams: streams rank, rank + size, ... (batch_size stays global)."""
-    return batches.shard(world.rank, world.size) if world.distributed else batches
-
-
-def _moving_average(model: CharRNN, decay: float) -> AveragedModel:
-    """An exponential moving average of `model`'s weights that starts as their plain running mean,
-    so that the first steps' random weights do not linger in it for 1/(1-decay) steps."""
-
-    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], count: torch.Tensor) -> None:
-        torch._foreach_lerp_(averaged, current, max(1.0 / (int(count) + 1), 1.0 - decay))  # all in one call
-
-    averaged = AveragedModel(model, multi_avg_fn=average)
-    averaged.module.eval()
-    return averaged
-
-
-# --- entry points ------------------------------------------------------------------------------------
-
-
-def _make_run_dir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CharRNNError(f"cannot create output directory {path}: {exc.strerror}") from exc
-    if not os.access(path, os.W_OK):
-        raise CharRNNError(f"output directory {path} is not writable")
-
-
-def train(
-    config: TrainConfig, stream=None, keep_freed_memory: bool = False, choose_for_budget: bool = False
-) -> TrainResult:
-    """Start a new run in `config.out` (which must not hold one already). `keep_freed_memory` asks
-    glibc to keep freed memory for reuse once the text is read (`allocator`; the CLI sets it).
-    `choose_for_budget` lets the time budget choose the model (budget.py), as the command does when no
-    flag shapes it; the choice is saved in run.json, so a resume trains what was chosen."""
-    world = distributed.from_environment()
-    run_dir = RunDir(config.out)
-    if not config.texts:
-        raise CharRNNError("no text files given to train on")
-    _check_split(config, world)
-    if run_dir.checkpoints():
-        if distributed.restarted():  # torchrun --max-restarts started the group again: go on from the newest
-            return resume(run_dir.path, stream=stream, keep_freed_memory=keep_freed_memory)
-        raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
-    config = replace(
-        config,
-        texts=tuple(str(Path(t).resolve()) for t in config.texts),
-        val_texts=tuple(str(Path(t).resolve()) for t in config.val_texts),
-    )
-    if config.tensorboard:
-        tensorboard.check_available()
-    vocab = initial_weights = None
-    if config.init_from:
-        config, vocab, initial_weights = starting_point(config)
-    data = _fine_tuning_data(config, vocab) if vocab else prepare_data(config)
-    config = replace(config, model=config.model.for_vocab(len(data.vocab)))  # run.json records what was built
-    device = devices.select_device(distributed.device_for(world, config.device))
-    devices.autocast_dtype(config.precision, device, config.model.cell)  # refuse early
-    if world.is_main:
-        _make_run_dir(run_dir.path)
-    with _main_lock(run_dir, world):
-        if world.is_main and run_dir.checkpoints():  # checked again under the lock: another process may have won
-            raise CharRNNError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
-        if world.is_main:
-            run_dir.metrics_file.unlink(missing_ok=True)  # from a run that died before its first checkpoint
-        if keep_freed_memory:
-            allocator.keep_freed_memory()
-        choice = None
-        budget_start = time.perf_counter()
-        if choose_for_budget:
-            from .budget import applies, choose  # budget.py times steps with a Trainer of its own
-
-            if applies(config, world):
-                config, choice = choose(config, data)
-        trainer = Trainer(config, run_dir, data, stream, initial_weights, world)
-        if choice is not None:
-            trainer.notes.append(choice.line())
-            trainer.elapsed_prior = time.perf_counter() - budget_start  # the probe spends the budget too
-        if world.is_main:
-            run_dir.write(_run_record(config, data.vocab, data.fingerprint, choice=choice and choice.to_json()))
-        return _run_with_signals(trainer, resumed=False)
-
-
-def _check_split(config: TrainConfig, world: World) -> None:
-    if world.distributed and config.batch_size % world.size:
-        raise CharRNNError(
-            f"batch_size (--batch-size) {config.batch_size} does not split over {world.size} processes: each "
-            f"takes an equal share of the streams; give a multiple of {world.size}"
-        )
-
-
-def _main_lock(run_dir: RunDir, world: World):
-    """The run's lock, held by rank 0 alone (the only rank that writes)."""
-    return run_dir.lock() if world.is_main else contextlib.nullcontext()
-
-
-def _fine_tuning_data(config: TrainConfig, vocab: Vocab) -> Data:
-    try:
-        return prepare_data(config, vocab)
-    except CharRNNError as exc:
-        if "vocabulary" not in str(exc):
-            raise
-        raise CharRNNError(f"--init-from {config.init_from}: the new text does not fit its model: {exc}") from exc
-
-
-def _run_record(
-    config: TrainConfig, vocab: Vocab, fingerprint: str, created: str | None = None, choice: dict | None = None
-) -> dict:
-    record = {
-        "train": config.to_json(),
-        "vocab": vocab.to_json(),
-        "text_sha256": fingerprint,
-        "created": created or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "environment": devices.environment(),
-    }
-    if choice is not None:
-        record["choice"] = choice  # what the budget chose and why (budget.py)
-    return record
-
-
-def resume(
-    run_dir: str | os.PathLike, changes: dict | None = None, stream=None, keep_freed_memory: bool = False
-) -> TrainResult:
-    """Continue the run in `run_dir` from its newest checkpoint; `changes` may alter only how long it runs
-    (and its precision: a warning says that the numbers then differ from an unbroken run's)."""
-    world = distributed.from_environment()
-    run_dir = RunDir(run_dir)
-    run = run_dir.read("start one with charrnn train")
-    saved = TrainConfig.from_json(run["train"])
-    config = saved.with_changes(changes or {})
-    _check_split(config, world)
-    with _main_lock(run_dir, world):
-        if world.is_main:
-            run_dir.clean_temporaries()
-        newest, tensors = _newest_checkpoint(run_dir)
-        data = prepare_data(config, Vocab.from_json(run["vocab"]))
-        if data.fingerprint != run["text_sha256"]:
-            raise CharRNNError(f"the training text changed since {run_dir} was started; resume needs the same text")
-        if keep_freed_memory:
-            allocator.keep_freed_memory()
-        trainer = Trainer(config, run_dir, data, stream, world=world)
-        trainer.restore(newest.meta, tensors)
-        if trainer.stop_reason(trainer.elapsed_prior, StopSignals()) or trainer.patience_spent():
-            raise CharRNNError(
-                f"{run_dir} already finished at step {trainer.step}; pass a larger --max-steps, --epochs, "
-                "--time-budget or --patience"
-            )
-        trainer.notes = _resume_warnings(saved, config, run.get("environment"))
-        if world.is_main:
-            run_dir.write(_run_record(config, data.vocab, data.fingerprint, run.get("created"), run.get("choice")))
-        return _run_with_signals(trainer, resumed=True)
-
-
-def _newest_checkpoint(run_dir: RunDir) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
-    checkpoints = run_dir.checkpoints()
-    if not checkpoints:
-        raise CharRNNError(
-            f"{run_dir}: no checkpoint to resume from; start it again with charrnn train --out {run_dir}"
-        )
-    newest = checkpoints[-1]
-    try:
-        return newest, load_tensors(newest)
-    except CharRNNError as exc:
-        good = run_dir.newest_good()
-        hint = (
-            f"; the newest good one is {good.meta_path.name}: delete the damaged files to resume from it"
-            if good
-            else ""
-        )
-        raise CharRNNError(f"{exc}{hint}") from exc
-
-
-def _resume_warnings(saved: TrainConfig, config: TrainConfig, environment: dict | None) -> list[str]:
-    warnings = []
-    if config.precision != saved.precision:
-        warnings.append(
-            f"warning: resuming a {saved.precision} run in {config.precision}: this continues the training, "
-            "not the same numbers an unbroken run would give"
-        )
-    here = devices.environment()
-    if environment is not None and environment != here:
-        then = ", ".join(f"{k} {environment.get(k)}" for k in here)
-        now = ", ".join(f"{k} {v}" for k, v in here.items())
-        warnings.append(
-            f"warning: trained with {then}; here {now}: bit-for-bit equality with an unbroken run is not promised"
-        )
-    return warnings
-
-
-def _run_with_signals(trainer: Trainer, resumed: bool) -> TrainResult:
-    signals = StopSignals()
-    try:
-        with signals.installed():
-            result = trainer.run(signals, resumed)
-    except BaseException:
-        trainer.release_ddp()
-        distributed.finish(together=False)
-        raise
-    trainer.release_ddp()
-    distributed.finish()
-    return result
