@@ -61,7 +61,7 @@ BAD_INPUTS = [
     ("unwritable out", "train {anna} --out {d}/notadir/run --max-steps 1", "cannot create output directory"),
     ("resume nothing", "train --resume {d}/emptyrun", "not a charrnn run directory .no run.json"),
     ("negative length", "sample {run} --length -5", "--length\\) must not be negative"),
-    ("temperature", "sample {run} --temperature -1", "--temperature\\) must not be negative"),
+    ("temperature", "sample {run} --temperature -1", "--temperature\\) must be in \\[0, 100\\], got -1"),
     ("top-p 0", "sample {run} --top-p 0", "--top-p\\) must be in"),
     ("top-p 1.5", "sample {run} --top-p 1.5", "--top-p\\) must be in"),
     ("top-k", "sample {run} --top-k -1", "--top-k\\) must not be negative"),

@@ -21,7 +21,7 @@ from . import devices
 from .config import TrainConfig
 from .dataset import Data, prepare_data
 from .distributed import SINGLE, World
-from .errors import CharRNNError, setting
+from .errors import CharRNNError, flag_name, setting
 from .model import MODEL_FLAGS, CharRNN, ModelConfig, count_parameters
 from .steptime import median_step, scratch_trainer
 
@@ -194,7 +194,7 @@ def _command(config: TrainConfig, flags: dict) -> str:
 
 
 def _words(name: str, value) -> list[str]:
-    flag = "--val-text" if name == "val_texts" else f"--{name.replace('_', '-')}"
+    flag = "--val-text" if name == "val_texts" else flag_name(name)
     if value is None or value is False:
         return []
     if value is True:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import sys
@@ -17,12 +16,12 @@ import torch
 from . import __version__, allocator, prepare_cli
 from . import checkpoint as ckpt
 from .budget import SHAPING_FLAGS
-from .config import PRECISIONS, TrainConfig
+from .config import TrainConfig
 from .corpus import find_anna, iter_chunks, max_chars, read_text
 from .dataset import validation_ids
 from .devices import select_device
 from .ensemble import Ensemble, load_ensemble
-from .errors import CharRNNError
+from .errors import CharRNNError, flag_name
 from .evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
 from .metrics import progress_bar
 from .model import MODEL_FLAGS, CharRNN, ModelConfig, count_parameters
@@ -30,7 +29,9 @@ from .prepared import is_prepared
 from .rundir import RUN_FILE, RunDir, load_model
 from .runner import resume, train
 from .runs import cell, find_runs, table_lines
-from .sample import Sampler
+from .sample import Sampler, SamplingOptions
+from .serve.limits import ServeLimits
+from .settings import add_flags, duration
 from .vocab import Vocab
 
 
@@ -39,147 +40,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"charrnn: error: {message} (see {self.prog} --help)\n")
 
 
-def duration(text: str) -> float:
-    """Seconds from '300', '90s', '10m' or '1.5h'."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use seconds or e.g. 90s, 10m, 1h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-
-
-def checkpoint_count(text: str) -> int:
-    """A number of checkpoints, or 'all' (0)."""
-    if text == "all":
-        return 0
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}; give a number or all") from None
-
-
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    # Defaults are suppressed so a resume can tell which flags the user actually gave.
-    add = p.add_argument
-    s = argparse.SUPPRESS
-    d = TrainConfig()
-    add("texts", nargs="*", metavar="TEXT", help="text files to train on (UTF-8 unless --encoding)")
-    add("--out", default=s, help="run directory to create (default runs/<first text's name>)")
-    add("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    add("--cell", choices=("lstm", "gru", "rnn"), default=s, help=f"recurrent cell (default {d.model.cell})")
-    add("--layers", type=int, default=s, help=f"recurrent layers (default {d.model.layers})")
-    add("--hidden", type=int, default=s, help=f"units per layer (default {d.model.hidden})")
-    add("--embed-dim", type=int, default=s, help="character embedding size (default: the vocabulary size, at most 128)")
-    add(
-        "--dropout",
-        type=float,
-        default=s,
-        help=f"dropout between layers and before the output (default {d.model.dropout})",
-    )
-    add(
-        "--weight-drop",
-        type=float,
-        default=s,
-        help=f"DropConnect on the recurrent weights in training, 0 for none (default {d.model.weight_drop})",
-    )
-    add("--batch-size", type=int, default=s, help=f"sequences per batch (default {d.batch_size})")
-    add("--seq-len", type=int, default=s, help=f"steps per sequence (default {d.seq_len})")
-    add("--lr", type=float, default=s, help=f"Adam learning rate (default {d.lr})")
-    add("--lr-schedule", choices=("cosine", "constant"), default=s, help="cosine decay to --min-lr-ratio, or constant")
-    add("--min-lr-ratio", type=float, default=s, help=f"final lr as a fraction of --lr (default {d.min_lr_ratio})")
-    add("--warmup-steps", type=int, default=s, help=f"linear lr warm-up steps (default {d.warmup_steps})")
-    add(
-        "--shift-epochs",
-        action="store_true",
-        default=s,
-        help="start each epoch's streams at a new random point in the text instead of repeating them",
-    )
-    add(
-        "--reset-rate",
-        type=float,
-        default=s,
-        help="each stream's chance of starting a batch from the zero state, so that a prime read from it may "
-        f"start anywhere in a text; 0: only at each epoch's start (default {d.reset_rate})",
-    )
-    add("--adam-beta2", type=float, default=s, help=f"Adam's second-moment decay (default {d.adam_beta2})")
-    add(
-        "--ema",
-        type=float,
-        default=s,
-        help=f"validate and sample with a moving average of the weights of this decay, 0 for none (default {d.ema})",
-    )
-    add(
-        "--precision",
-        choices=PRECISIONS,
-        default=s,
-        help="the forward pass in fp32, or in bf16/fp16 autocast (bf16 steps ~1.5x faster on CPUs with "
-        "AVX512-BF16 but learn less each; fp16 needs CUDA) (default fp32)",
-    )
-    add("--grad-clip", type=float, default=s, help=f"global gradient-norm clip, 0 for none (default {d.grad_clip})")
-    add("--epochs", type=int, default=s, help="stop after this many passes over the text")
-    add("--max-steps", type=int, default=s, help="stop after this many batches")
-    add(
-        "--time-budget",
-        type=duration,
-        default=s,
-        help="stop after this long, e.g. 600, 10m (default 5m if no other stop)",
-    )
-    add(
-        "--val-fraction",
-        type=float,
-        default=s,
-        help=f"share of the text, from its end, for validation (default {d.val_fraction})",
-    )
-    add(
+    """The flags of `train`: every declared setting of the model and of training (settings.py), whose
+    defaults are suppressed so that a resume can tell which flags the user actually gave."""
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="text files to train on (UTF-8 unless --encoding)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    add_flags(p, ModelConfig, suppress=True)
+    add_flags(p, TrainConfig, suppress=True)
+    p.add_argument(
         "--val-text",
         dest="val_texts",
         action="append",
         metavar="FILE",
-        default=s,
+        default=argparse.SUPPRESS,
         help="validate on this file (text or a prepared corpus) instead of the training text's tail (repeat for more)",
     )
-    add(
-        "--val-max-chars",
-        type=int,
-        default=s,
-        help=f"at most this many characters of validation text, from the end (default {d.val_max_chars:,})",
-    )
-    add("--eval-every", type=int, default=s, help=f"validate every N steps (default {d.eval_every})")
-    add("--save-every", type=int, default=s, help=f"checkpoint every N steps (default {d.save_every})")
-    add(
-        "--save-interval",
-        type=duration,
-        default=s,
-        help="checkpoint (and validate) at least this often in training time, e.g. 5m, the first after 30 s "
-        f"at most; 0: by steps only (default {d.save_interval / 60:g}m)",
-    )
-    add(
-        "--keep",
-        type=checkpoint_count,
-        default=s,
-        help=f"periodic checkpoints to keep, besides the best, or all (default {d.keep})",
-    )
-    add("--tensorboard", metavar="DIR", default=s, help="also log to TensorBoard, in DIR/<run name>")
-    add("--patience", type=int, default=s, help="stop after this many validations in a row without a new best")
-    add(
-        "--init-from",
-        metavar="RUN",
-        default=s,
-        help="start from RUN's best weights and architecture (fine-tuning): new text, optimizer and schedule",
-    )
-    add("--seed", type=int, default=s, help=f"random seed (default {d.seed})")
-    add(
-        "--device",
-        default=s,
-        help="auto, cpu, cuda or mps (default auto; under torchrun auto is cuda:LOCAL_RANK where GPUs are)",
-    )
-    add(
-        "--dist-backend",
-        choices=("auto", "gloo", "nccl"),
-        default=s,
-        help="under torchrun: the collectives' backend (default auto: gloo on the CPU, NCCL on CUDA)",
-    )
-    add("--encoding", default=s, help="text encoding of the files (default utf-8)")
-    add("--errors", default=s, help="what to do with undecodable bytes: strict, replace, ignore (default strict)")
 
 
 def _add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
@@ -217,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model on text files",
         description="Train a model on text files. With a time budget (5 minutes when no stop is given) and none of "
-        f"{', '.join('--' + f.replace('_', '-') for f in SHAPING_FLAGS)}, it first times a few settings' "
+        f"{', '.join(map(flag_name, SHAPING_FLAGS))}, it first times a few settings' "
         "training steps here (at most 3% of the budget) and trains the one that budget suits best.",
     )
     _add_train_flags(train_parser)
@@ -227,12 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ensemble_flag(p)
     p.add_argument("--prime", default="", help="text to start from (printed, then continued)")
     p.add_argument("--length", type=int, default=500, help="new characters to generate (default 500)")
-    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer, above 1: wilder (default 1)")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0: all)")
-    p.add_argument(
-        "--top-p", type=float, default=1.0, help="sample among the likeliest characters holding p of the mass"
-    )
-    p.add_argument("--greedy", action="store_true", help="always take the likeliest character")
+    add_flags(p, SamplingOptions)
     p.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
     p.add_argument("--num-samples", type=int, default=1, help="samples to generate together (default 1)")
     p.add_argument(
@@ -328,22 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ensemble_flag(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one, printed)")
-    p.add_argument("--max-batch", type=int, default=64, help="rows generated together each step")
-    p.add_argument("--max-queue", type=int, default=256, help="rows that may wait for the batch; beyond: 429")
-    p.add_argument("--max-length", type=int, default=5000, help="characters one sample may ask for")
-    p.add_argument(
-        "--stream-events",
-        type=float,
-        default=200.0,
-        help="events a second all open streams send together, at most: with many streams open, each sends "
-        "larger chunks less often (a stream sends at most every 50 ms)",
-    )
-    p.add_argument(
-        "--prime-cache",
-        type=int,
-        default=256,
-        help="primes whose model state is kept, so that a request repeating one starts at once (0: none)",
-    )
+    add_flags(p, ServeLimits)
     p.add_argument("--api-key-file", help="a file of API keys, one a line: every route but / and /health needs one")
     p.add_argument("--cors-origin", action="append", default=[], help="an origin allowed to call the API (repeat)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds running requests get to finish on SIGTERM")

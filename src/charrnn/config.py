@@ -10,11 +10,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import CharRNNError, setting
 from .model import MODEL_FLAGS, ModelConfig
+from .settings import check, checkpoint_count, duration, fraction, non_negative, option, positive
 
 DEFAULT_TIME_BUDGET_S = 300.0
 LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("auto", "gloo", "nccl")
 # What a resumed run may change: how long it goes on and how it reports, never what it learns;
 STOP_FLAGS = frozenset({"max_steps", "epochs", "time_budget"})
 # precision too, so that a bf16 run can go on where bf16 cannot run (with a warning: other numbers).
@@ -28,72 +30,80 @@ RESUMABLE_CHANGES = frozenset(
 @dataclass(frozen=True)
 class TrainConfig:
     texts: tuple[str, ...] = ()
-    out: str = "runs/run"
+    out: str = option("runs/run", "run directory to create", shown="runs/<first text's name>")
     model: ModelConfig = field(default_factory=ModelConfig)
-    batch_size: int = 32
-    seq_len: int = 50
-    lr: float = 4e-3
-    lr_schedule: str = "cosine"
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 300  # a shorter warm-up cost more than the run won back (docs/experiments.md)
-    grad_clip: float = 5.0
-    adam_beta2: float = 0.999
-    shift_epochs: bool = False  # start each epoch's streams at a new point in the text (batches.py)
-    reset_rate: float = 0.01  # a stream's chance of a zeroed state before each window: primes read cold (batches.py)
-    ema: float = 0.0  # decay of the weights' moving average that validation and sampling use; 0: off
-    precision: str = "fp32"  # the forward pass's arithmetic: bf16/fp16 autocast keep fp32 weights and Adam
-    epochs: int | None = None
-    max_steps: int | None = None
-    time_budget: float | None = None  # seconds from the first step to the final checkpoint (the probe's included)
-    patience: int | None = None  # stop after this many validations in a row without a new best
-    init_from: str | None = None  # a run (or checkpoint) whose weights and architecture this run starts from
-    tensorboard: str | None = None  # a directory for TensorBoard logs (the run's own subdirectory in it)
-    val_fraction: float = 0.1
-    val_texts: tuple[str, ...] = ()  # a separate validation text (then all of `texts` trains)
-    val_max_chars: int = 5_000_000  # the validation tail's cap: a 1 GB corpus validates on 5 MB, not 100
-    eval_every: int = 1000
-    save_every: int = 1000
-    save_interval: float = 300.0  # seconds of training between checkpoints at most (the first: trainer.py); 0: off
-    keep: int = 5  # 0: keep all
-    seed: int = 1234
-    device: str = "auto"
-    dist_backend: str = "auto"  # under torchrun: gloo on the CPU, NCCL on CUDA, unless told
-    encoding: str = "utf-8"
-    errors: str = "strict"
+    batch_size: int = positive(32, "sequences per batch")
+    seq_len: int = positive(50, "steps per sequence")
+    lr: float = positive(4e-3, "Adam learning rate")
+    lr_schedule: str = option("cosine", "cosine decay to --min-lr-ratio, or constant", choices=LR_SCHEDULES)
+    min_lr_ratio: float = fraction(0.1, "final lr as a fraction of --lr", closed=True)
+    # a shorter warm-up cost more than the run won back (docs/experiments.md)
+    warmup_steps: int = non_negative(300, "linear lr warm-up steps")
+    grad_clip: float = non_negative(5.0, "global gradient-norm clip, 0 for none")
+    adam_beta2: float = fraction(0.999, "Adam's second-moment decay")
+    shift_epochs: bool = option(
+        False, "start each epoch's streams at a new random point in the text instead of repeating them"
+    )
+    reset_rate: float = fraction(
+        0.01,
+        "each stream's chance of starting a batch from the zero state, so that a prime read from it may "
+        "start anywhere in a text; 0: only at each epoch's start",
+    )
+    ema: float = fraction(0.0, "validate and sample with a moving average of the weights of this decay, 0 for none")
+    precision: str = option(
+        "fp32",
+        "the forward pass in fp32, or in bf16/fp16 autocast (bf16 steps ~1.5x faster on CPUs with AVX512-BF16 "
+        "but learn less each; fp16 needs CUDA); weights and Adam stay fp32",
+        choices=PRECISIONS,
+    )
+    epochs: int | None = positive(None, "stop after this many passes over the text")
+    max_steps: int | None = positive(None, "stop after this many batches")
+    time_budget: float | None = positive(
+        None,
+        "stop after this long, e.g. 600, 10m: from the first step to the final checkpoint, the probe's included",
+        parse=duration,
+        shown="5m if no other stop",
+    )
+    patience: int | None = positive(None, "stop after this many validations in a row without a new best")
+    init_from: str | None = option(
+        None,
+        "start from RUN's best weights and architecture (fine-tuning): new text, optimizer and schedule",
+        metavar="RUN",
+    )
+    tensorboard: str | None = option(None, "also log to TensorBoard, in DIR/<run name>", metavar="DIR")
+    val_fraction: float = fraction(0.1, "share of the text, from its end, for validation")
+    val_texts: tuple[str, ...] = ()  # a separate validation text (then all of `texts` trains); cli.py's --val-text
+    # the validation tail's cap: a 1 GB corpus validates on 5 MB, not 100
+    val_max_chars: int = positive(5_000_000, "at most this many characters of validation text, from the end")
+    eval_every: int = positive(1000, "validate every N steps")
+    save_every: int = positive(1000, "checkpoint every N steps")
+    save_interval: float = non_negative(
+        300.0,
+        "checkpoint (and validate) at least this often in training time, e.g. 5m, the first after 30 s at most; "
+        "0: by steps only",
+        parse=duration,
+        shown="5m",
+    )
+    keep: int = non_negative(5, "periodic checkpoints to keep, besides the best, or all", parse=checkpoint_count)
+    seed: int = option(1234, "random seed")
+    device: str = option(
+        "auto",
+        "auto, cpu, cuda, cuda:N or mps (under torchrun auto is cuda:LOCAL_RANK where GPUs are)",
+        choices=DEVICES,
+        also_allowed=lambda value: str(value).startswith("cuda:"),
+    )
+    dist_backend: str = option(
+        "auto", "under torchrun: the collectives' backend (auto: gloo on the CPU, NCCL on CUDA)", choices=BACKENDS
+    )
+    encoding: str = option("utf-8", "text encoding of the files")
+    errors: str = option("strict", "what to do with undecodable bytes: strict, replace, ignore")
 
     def __post_init__(self):
         object.__setattr__(self, "texts", tuple(str(t) for t in self.texts))
         object.__setattr__(self, "val_texts", tuple(str(t) for t in self.val_texts))
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
             object.__setattr__(self, "time_budget", DEFAULT_TIME_BUDGET_S)
-        self._validate()
-
-    def _validate(self) -> None:
-        positive = ["batch_size", "seq_len", "lr", "eval_every", "save_every", "val_max_chars"]
-        optional = ("epochs", "max_steps", "time_budget", "patience")
-        positive += [name for name in optional if getattr(self, name) is not None]
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise CharRNNError(f"{setting(name)} must be positive, got {getattr(self, name)}")
-        for name in ("grad_clip", "warmup_steps", "keep", "save_interval"):
-            if getattr(self, name) < 0:
-                raise CharRNNError(f"{setting(name)} must not be negative, got {getattr(self, name)}")
-        for name, top in (
-            ("val_fraction", "1)"),
-            ("reset_rate", "1)"),
-            ("ema", "1)"),
-            ("adam_beta2", "1)"),
-            ("min_lr_ratio", "1]"),
-        ):
-            value = getattr(self, name)
-            if not (0.0 <= value < 1.0 or (top == "1]" and value == 1.0)):
-                raise CharRNNError(f"{setting(name)} must be in [0, {top}, got {value}")
-        choices = (("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS), ("device", DEVICES))
-        choices += (("dist_backend", ("auto", "gloo", "nccl")),)
-        for name, allowed in choices:
-            value = getattr(self, name)
-            if value not in allowed and not (name == "device" and value.startswith("cuda:")):
-                raise CharRNNError(f"unknown {setting(name)} {value!r}; choose {', '.join(allowed)}")
+        check(self)
 
     def to_json(self) -> dict:
         return asdict(self)

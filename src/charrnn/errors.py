@@ -11,6 +11,11 @@ class CharRNNError(Exception):
     exit_code = 1
 
 
+def flag_name(name: str) -> str:
+    """A setting's flag: the field's name with `-` for `_`, the one rule between the two."""
+    return "--" + name.replace("_", "-")
+
+
 def setting(name: str) -> str:
     """A setting as both its readers know it: `hidden (--hidden)`, for API callers and CLI users alike."""
-    return f"{name} (--{name.replace('_', '-')})"
+    return f"{name} ({flag_name(name)})"

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from . import fastpaths
-from .errors import CharRNNError, setting
+from .errors import CharRNNError
+from .settings import check, fraction, non_negative, option, positive
 
 CELLS = ("lstm", "gru", "rnn")
 MAX_AUTO_EMBED = 128
@@ -31,24 +32,18 @@ _CUDNN_COPY_WARNING = "RNN module weights are not part of single contiguous chun
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int = 0  # 0 until the training text is read: the vocabulary decides it
-    cell: str = "lstm"
-    hidden: int = 512
-    layers: int = 1  # one wide layer learns faster than two narrow ones in minutes on a CPU (docs/experiments.md)
-    dropout: float = 0.1
-    embed_dim: int = 0  # 0: the vocabulary's size up to MAX_AUTO_EMBED, as wide as the notebook's one-hot input
-    weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights in training; 0: off
+    cell: str = option("lstm", "recurrent cell", choices=CELLS)
+    # one wide layer learns faster than two narrow ones in minutes on a CPU (docs/experiments.md)
+    hidden: int = positive(512, "units per layer")
+    layers: int = positive(1, "recurrent layers")
+    dropout: float = fraction(0.1, "dropout between layers and before the output")
+    embed_dim: int = non_negative(0, "character embedding size", shown="the vocabulary's size, at most 128")
+    weight_drop: float = fraction(0.0, "DropConnect on the recurrent weights in training, 0 for none")
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise CharRNNError(f"unknown {setting('cell')} {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if self.vocab_size < 0 or self.embed_dim < 0:
-            raise CharRNNError(f"vocab_size and {setting('embed_dim')} must not be negative")
-        for name in ("hidden", "layers"):
-            if getattr(self, name) <= 0:
-                raise CharRNNError(f"{setting(name)} must be positive, got {getattr(self, name)}")
-        for name in ("dropout", "weight_drop"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise CharRNNError(f"{setting(name)} must be in [0, 1), got {getattr(self, name)}")
+        if self.vocab_size < 0:
+            raise CharRNNError(f"vocab_size must not be negative, got {self.vocab_size}")
+        check(self)
 
     def for_vocab(self, vocab_size: int) -> ModelConfig:
         """This config with the vocabulary's size filled in (and the embedding width, if automatic)."""

@@ -23,24 +23,21 @@ from .ensemble import Ensemble, mean_log_probs
 from .errors import CharRNNError
 from .model import CharRNN, State
 from .scoring import TextScore, score_text
+from .settings import check, non_negative, option
 from .stops import cut_at_stop, until_stop
 from .vocab import Vocab
 
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    temperature: float = 1.0
-    top_k: int = 0  # 0: no top-k cut
-    top_p: float = 1.0  # 1: no nucleus cut
-    greedy: bool = False
+    temperature: float = option(1.0, "below 1: safer, above 1: wilder; 0: greedy", low=0, high=100)
+    top_k: int = non_negative(0, "sample among the k likeliest characters (0: all)")
+    top_p: float = option(1.0, "sample among the likeliest characters holding p of the mass (1: all)", low=0,
+                          low_open=True, high=1)  # fmt: skip
+    greedy: bool = option(False, "always take the likeliest character")
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise CharRNNError(f"temperature (--temperature) must not be negative, got {self.temperature}")
-        if self.top_k < 0:
-            raise CharRNNError(f"top_k (--top-k) must not be negative, got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise CharRNNError(f"top_p (--top-p) must be in (0, 1], got {self.top_p}")
+        check(self)
 
     @property
     def is_greedy(self) -> bool:

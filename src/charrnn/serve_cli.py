@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from .errors import CharRNNError
+from .settings import flagged
 
 INSTALL_HINT = "charrnn serve needs the serve extra: pip install -e '.[serve]'"
 
@@ -53,13 +54,7 @@ def serve(args) -> int:
     for path in [args.path, *args.also]:
         if not Path(path).exists():
             raise CharRNNError(f"{path}: no such run directory or checkpoint")
-    limits = ServeLimits(
-        max_batch=args.max_batch,
-        max_queue=args.max_queue,
-        max_length=args.max_length,
-        stream_events=args.stream_events,
-        prime_cache=args.prime_cache,
-    )
+    limits = ServeLimits(**{name: getattr(args, name) for name in vars(args) if name in flagged(ServeLimits)})
     service = Service([args.path, *args.also], args.checkpoint, args.device, limits)
     app = create_app(api_keys=_api_keys(args.api_key_file), cors_origins=args.cors_origin, service=service)
     sock = _listen(args.host, args.port)

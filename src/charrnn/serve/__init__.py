@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from .app import ServeLimits, create_app
+from .limits import ServeLimits
 
 __all__ = ["ServeLimits", "create_app"]
+
+
+def __getattr__(name: str):
+    if name == "create_app":  # FastAPI is imported only when the app is asked for (the serve extra)
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(name)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
@@ -29,34 +29,12 @@ from ..metrics import read_metrics
 from ..model import count_parameters
 from ..rundir import RunDir
 from ..sample import Sampler, SamplingOptions
+from .limits import ServeLimits
 from .middleware import CountAndCap
 from .remote import ModelProcess
 from .scheduler import Busy, Job
 from .schemas import CompletionRequest, GenerateRequest, cap_errors, stop_errors
 from .scoring import score_text
-
-
-@dataclass(frozen=True)
-class ServeLimits:
-    max_batch: int = 64  # rows advanced together each tick
-    max_queue: int = 256  # rows waiting for a place in the batch; beyond: 429
-    max_length: int = 5000  # characters one sample may ask for
-    max_prime: int = 10_000  # characters of prime or prompt
-    max_body: int = 64 * 1024  # bytes of request body
-    ping_s: float = 10.0  # a comment line on an idle stream, so proxies keep it open
-    gather_s: float = 0.05  # a stream collects characters at least this long before sending them: fewer, larger events
-    # Events a second all open streams send together, at most: an event costs the server and its client
-    # about the same CPU whatever it holds, so with many streams open each one gathers for longer.
-    stream_events: float = 200.0
-    prime_cache: int = 256  # primes whose states the model process keeps for requests that repeat one; 0: none
-
-    def __post_init__(self):
-        for name, value in asdict(self).items():
-            flag = f"{name} (--{name.replace('_', '-')})"
-            if name == "prime_cache" and value < 0:
-                raise CharRNNError(f"{flag} must not be negative, got {value}")
-            if name != "prime_cache" and value <= 0:
-                raise CharRNNError(f"{flag} must be positive, got {value}")
 
 
 class _Gathering:

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..sample import SamplingOptions
+from ..settings import bounds, specs
+
 MAX_STOPS = 4
 MAX_STOP_CHARS = 64
 MAX_LOGPROBS = 10
 MAX_SEED = 2**63 - 1
+
+
+def sampling(name: str):
+    """A request field for one of the sampling options, with the default, meaning and bounds its
+    declaration gives (settings.py), so the CLI, the API and the server refuse the same values."""
+    declared, spec = specs(SamplingOptions)[name]
+    return Field(declared.default, description=spec.help, **bounds(SamplingOptions, name))
 
 
 class GenerateRequest(BaseModel):
@@ -17,10 +27,10 @@ class GenerateRequest(BaseModel):
 
     prime: str = Field("", description="text to start from (not repeated in the output)")
     max_new_chars: int = Field(200, ge=0, description="characters to generate, at most the server's --max-length")
-    temperature: float = Field(1.0, ge=0.0, le=100.0, description="0 or greedy: always the likeliest")
-    top_k: int = Field(0, ge=0, description="sample among the k likeliest characters; 0: all")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="sample among the likeliest holding p of the mass")
-    greedy: bool = False
+    temperature: float = sampling("temperature")
+    top_k: int = sampling("top_k")
+    top_p: float = sampling("top_p")
+    greedy: bool = sampling("greedy")
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the same seed gives the same text when served alone")
     num_samples: int = Field(1, ge=1, description="samples drawn together, each a row of the batch")
     stop: list[str] = Field(
@@ -37,9 +47,9 @@ class CompletionRequest(BaseModel):
     model: str | None = None
     prompt: str | list[str] = ""
     max_tokens: int = Field(16, ge=0)
-    temperature: float = Field(1.0, ge=0.0, le=100.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
+    temperature: float = sampling("temperature")
+    top_p: float = sampling("top_p")
+    top_k: int = sampling("top_k")
     n: int = Field(1, ge=1)
     stream: bool = False
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
