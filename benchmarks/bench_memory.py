@@ -114,7 +114,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="charrnn-memory-"))
     rows = []
     try:
-        baseline, _, _ = peak_rss_mb([sys.executable, "-c", "import charrnn.cli, torch"])
+        baseline, _, _ = peak_rss_mb([sys.executable, "-c", "import charrnn.cli.main, torch"])
         for megabytes in map(int, args.sizes_mb.split(",")):
             text = workdir / f"text-{megabytes}mb.txt"
             make_text(text, megabytes)

@@ -6,7 +6,7 @@ import signal
 import sys
 
 from charrnn import files
-from charrnn.cli import main
+from charrnn.cli.main import main
 
 
 class _KillingOs:

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import charrnn
-from charrnn import budget, cli
+from charrnn import budget
 from charrnn.budget import SETTINGS, SHAPING_FLAGS, applies, rule
+from charrnn.cli import train as cli
 from charrnn.dataset import prepare_data
 from charrnn.distributed import World
 

@@ -255,7 +255,7 @@ def test_sample_says_a_run_is_training_before_its_first_checkpoint(tmp_path):
 
 
 def test_serve_names_every_model_it_serves(monkeypatch, tiny_run, capsys):
-    from charrnn import serve_cli
+    from charrnn.cli import serve as serve_cli
     from charrnn.errors import CharRNNError
 
     def fail(service):  # as a model that cannot load: the server starts, says what it serves, and stops
@@ -269,7 +269,7 @@ def test_serve_names_every_model_it_serves(monkeypatch, tiny_run, capsys):
 
 
 def cli_args(*argv):
-    from charrnn.cli import build_parser
+    from charrnn.cli.main import build_parser
 
     return build_parser().parse_args(list(map(str, argv)))
 

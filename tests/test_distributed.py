@@ -51,7 +51,7 @@ def weights(run: Path, step: int) -> dict:
 EXIT_PROBE = """
 import gc, sys
 from torch.nn.parallel import DistributedDataParallel
-from charrnn.cli import main
+from charrnn.cli.main import main
 gc.disable()  # a reference cycle then lives on to the interpreter's shutdown, as it can when gc does not run
 code = main(sys.argv[1:])
 print("DDP left:", sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))

@@ -286,7 +286,7 @@ def test_health_is_503_until_the_model_is_loaded(tiny_run):
 
 
 def test_serve_without_its_extra_is_one_line(tiny_run):
-    code = "import sys; sys.modules['uvicorn'] = None; from charrnn.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; sys.modules['uvicorn'] = None; from charrnn.cli.main import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run(
         [sys.executable, "-c", code, "serve", str(tiny_run)], capture_output=True, text=True, timeout=120,
         env={**os.environ},
@@ -329,7 +329,7 @@ def test_connections_send_without_waiting_for_acknowledgements():
     acknowledgement (found by bench_serve.py); accepted connections inherit the option."""
     import socket
 
-    from charrnn.serve_cli import _listen
+    from charrnn.cli.serve import _listen
 
     server = _listen("127.0.0.1", 0)
     server.listen()

@@ -7,7 +7,7 @@ from dataclasses import MISSING
 
 import pytest
 
-from charrnn.cli import build_parser
+from charrnn.cli.main import build_parser
 from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError, flag_name
 from charrnn.model import ModelConfig

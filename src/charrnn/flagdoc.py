@@ -11,7 +11,7 @@ import argparse
 import re
 from dataclasses import MISSING, fields
 
-from .cli import build_parser
+from .cli.main import build_parser
 from .config import TrainConfig
 from .model import ModelConfig
 

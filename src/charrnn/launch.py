@@ -9,9 +9,9 @@ import sys
 def entry_point() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["prepare"]:
-        from .prepare_cli import main
+        from .cli.prepare import main
 
         sys.exit(main(argv[1:]))
-    from .cli import entry_point as cli_entry_point
+    from .cli.main import entry_point as cli_entry_point
 
     cli_entry_point()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
-from .errors import CharRNNError
-from .prepared import CHUNK_CHARS, describe, prepare, verify
+from ..errors import CharRNNError
+from ..prepared import CHUNK_CHARS, describe, prepare, verify
+from .report import reported
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -42,29 +42,23 @@ def run(args) -> int:
     return 0
 
 
+def add_prepare(commands) -> None:
+    p = commands.add_parser("prepare", help="encode text files once into a corpus training memory-maps")
+    add_flags(p)
+    p.set_defaults(run=run)
+    # `charrnn prepare` itself goes to `main` below before torch loads; this parser serves --help and docs.
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="charrnn prepare", description="encode text files once, for training")
     add_flags(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except CharRNNError as exc:
-        if args.debug:
-            raise
-        print(f"charrnn: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("charrnn: interrupted (nothing was left behind)", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"charrnn: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 1
+    return reported(lambda: run(args), args.debug, interrupted="interrupted (nothing was left behind)")
 
 
 def info(path: str, as_json: bool) -> int:
-    from .prepared import open_prepared
+    from ..prepared import open_prepared
 
     described = describe(open_prepared(path))
     if as_json:

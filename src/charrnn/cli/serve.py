@@ -9,8 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import CharRNNError
-from .settings import flagged
+from ..errors import CharRNNError
+from ..serve.limits import ServeLimits
+from ..settings import add_flags, flagged
+from .common import add_checkpoint_flags, add_ensemble_flag
 
 INSTALL_HINT = "charrnn serve needs the serve extra: pip install -e '.[serve]'"
 
@@ -41,12 +43,25 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def add_serve(commands) -> None:
+    p = commands.add_parser("serve", help="serve a trained model over HTTP: a web page and an API")
+    add_checkpoint_flags(p)
+    add_ensemble_flag(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one, printed)")
+    add_flags(p, ServeLimits)
+    p.add_argument("--api-key-file", help="a file of API keys, one a line: every route but / and /health needs one")
+    p.add_argument("--cors-origin", action="append", default=[], help="an origin allowed to call the API (repeat)")
+    p.add_argument("--grace", type=float, default=30.0, help="seconds running requests get to finish on SIGTERM")
+    p.set_defaults(run=serve)
+
+
 def serve(args) -> int:
     try:
         import uvicorn
 
-        from .serve import ServeLimits, create_app
-        from .serve.app import Service
+        from ..serve import create_app
+        from ..serve.app import Service
     except ImportError as exc:
         raise CharRNNError(INSTALL_HINT) from exc
     if not 0 <= args.port <= 65535:

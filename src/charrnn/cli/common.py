@@ -1,0 +1,48 @@
+"""What the commands share: the flags naming a model to read, loading it (or an ensemble), the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+from ..devices import select_device
+from ..ensemble import Ensemble, load_ensemble
+from ..model import CharRNN
+from ..rundir import load_model
+from ..vocab import Vocab
+
+
+def add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="a run directory or one checkpoint file")
+    p.add_argument(
+        "--checkpoint", default="best", help="latest, best (lowest validation loss) or a step number (default best)"
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
+
+
+def add_ensemble_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--with",
+        dest="also",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another run or checkpoint to average with the first: the mean of their next-character "
+        "probabilities (repeat for more; models trained on the same text; --checkpoint applies to each)",
+    )
+
+
+def load(args) -> tuple[CharRNN | Ensemble, Vocab, str]:
+    """The model (an ensemble with --with), its vocabulary, and a name for it in messages."""
+    device = select_device(args.device)
+    if not args.also:
+        model, vocab, info = load_model(args.path, args.checkpoint, device)
+        return model, vocab, info.name
+    model, vocab, infos = load_ensemble([args.path, *args.also], args.checkpoint, device)
+    return model, vocab, f"mean of {len(infos)} models: " + ", ".join(info.name for info in infos)
+
+
+def terminal_width() -> int | None:
+    """The terminal's columns, when stdout is one (a pipe or a file takes whole lines)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None

@@ -1,0 +1,163 @@
+"""`charrnn sample`, `charrnn score` and `charrnn eval`: reading a trained model, or several averaged."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .. import allocator
+from ..corpus import iter_chunks, max_chars, read_text
+from ..dataset import validation_ids
+from ..devices import select_device
+from ..errors import CharRNNError
+from ..evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
+from ..metrics import progress_bar
+from ..rundir import RunDir, load_model
+from ..sample import Sampler, SamplingOptions
+from ..settings import add_flags
+from .common import add_checkpoint_flags, add_ensemble_flag, load
+
+
+def add_sample(commands) -> None:
+    p = commands.add_parser("sample", help="generate text from a trained model")
+    add_checkpoint_flags(p)
+    add_ensemble_flag(p)
+    p.add_argument("--prime", default="", help="text to start from (printed, then continued)")
+    p.add_argument("--length", type=int, default=500, help="new characters to generate (default 500)")
+    add_flags(p, SamplingOptions)
+    p.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to generate together (default 1)")
+    p.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="STRING",
+        help="end the sample where this appears (not printed; repeat)",
+    )
+    p.add_argument(
+        "--checkpoints",
+        choices=("all",),
+        help="one sample from each kept checkpoint, oldest first, with the same prime and seed",
+    )
+    p.set_defaults(run=cmd_sample)
+
+
+def cmd_sample(args) -> int:
+    if args.checkpoints:
+        return _sample_each_checkpoint(args)
+    model, vocab, _ = load(args)
+    sampler = Sampler(model, vocab)
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
+    if args.num_samples == 1:
+        chars = sampler.stream(args.prime, args.length, seed=args.seed, stop=args.stop, **options)  # checks the prime
+        out = sys.stdout
+        out.write(args.prime)
+        for char in chars:
+            out.write(char)
+            out.flush()
+        out.write("\n")
+        return 0
+    samples = sampler.generate_many(args.prime, args.length, args.num_samples, args.seed, args.stop, **options)
+    for index, text in enumerate(samples, 1):
+        print(f"--- sample {index} ---\n{args.prime}{text}")
+    return 0
+
+
+def _sample_each_checkpoint(args) -> int:
+    """The notebook's way of watching a model learn: the same prime and seed at every kept checkpoint."""
+    if args.also or args.num_samples != 1:
+        raise CharRNNError("--checkpoints all samples one model at a time: drop --with and --num-samples")
+    path = Path(args.path)
+    if not path.is_dir():
+        raise CharRNNError(f"{path}: --checkpoints all needs a run directory")
+    checkpoints = RunDir(path).checkpoints()
+    if not checkpoints:
+        raise CharRNNError(f"{path}: no checkpoints to sample from")
+    seed = args.seed if args.seed is not None else 1
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
+    device = select_device(args.device)
+    for info in checkpoints:
+        sampler = Sampler(*load_model(info.tensors_path, device=device))
+        text = sampler.generate(args.prime, args.length, seed=seed, stop=args.stop, **options)
+        val = "no validation" if info.val_loss is None else f"validation loss {info.val_loss:.4f}"
+        print(f"--- step {info.step}, {val} ---\n{args.prime}{text}\n", flush=True)
+    return 0
+
+
+def add_score(commands) -> None:
+    p = commands.add_parser("score", help="how likely a text is under a model, in all and character by character")
+    add_checkpoint_flags(p)
+    add_ensemble_flag(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="the text to score")
+    what.add_argument("--file", help="a file holding the text to score (UTF-8)")
+    p.add_argument(
+        "--per-char", action="store_true", help="each character's log-probability and the likeliest alternatives"
+    )
+    p.add_argument("--top", type=int, default=3, help="alternatives shown per character with --per-char (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=cmd_score)
+
+
+def cmd_score(args) -> int:
+    model, vocab, name = load(args)
+    text = args.text if args.file is None else read_text(args.file)  # as training reads files
+    if args.top < 0:
+        raise CharRNNError(f"--top must not be negative, got {args.top}")
+    scored = Sampler(model, vocab).score(text, args.top if args.per_char else 0)
+    if args.json:
+        print(json.dumps({"model": name, **scored.to_json(per_char=args.per_char)}))
+        return 0
+    print(
+        f"{scored.loss:.4f} nats/char, {scored.bpc:.4f} bits/char; log-probability {scored.total:.2f} nats "
+        f"over {scored.chars:,} characters after the first ({name})"
+    )
+    if args.per_char:
+        for entry in scored.to_json(per_char=True)["per_char"]:
+            alternatives = "  ".join(f"{c!r} {lp:.2f}" for c, lp in entry.get("top", {}).items())
+            print(f"{entry['char']!r:>6} {entry['logprob']:8.3f}   {alternatives}")
+    return 0
+
+
+def add_eval(commands) -> None:
+    p = commands.add_parser("eval", help="loss of a trained model on text files")
+    add_checkpoint_flags(p)
+    add_ensemble_flag(p)
+    p.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="text files to score (default: the run's own validation text)"
+    )
+    p.add_argument(
+        "--dynamic-lr",
+        type=float,
+        metavar="LR",
+        help=f"dynamic evaluation: read the text as one stream, learning from it as it goes, at this SGD "
+        f"learning rate (try {DYNAMIC_LR}; docs/experiments.md says how it was chosen); a different measure from plain eval",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the files")
+    p.add_argument("--errors", default="strict", help="what to do with undecodable bytes: strict, replace, ignore")
+    p.set_defaults(run=cmd_eval)
+
+
+def cmd_eval(args) -> int:
+    model, vocab, name = load(args)
+    if args.texts:
+        ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
+    else:
+        ids, name = validation_ids(args.path), f"{name}; {args.path}'s validation text"
+    if len(ids) < 2:
+        raise CharRNNError("text too short to evaluate: need at least two characters")
+    # After reading the text, so that its temporary buffers still go back to the system.
+    allocator.keep_freed_memory()
+    bar = progress_bar("window")
+    if args.dynamic_lr is None:
+        result = evaluate(model, ids, progress=bar)
+    else:
+        result = evaluate_dynamic(model, ids, args.dynamic_lr, progress=bar)
+    how = "" if args.dynamic_lr is None else f", dynamic evaluation at lr {args.dynamic_lr:g}"
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(f"{result.loss:.4f} nats/char, {result.bpc:.4f} bits/char over {result.chars:,} characters ({name}{how})")
+    return 0
