@@ -57,11 +57,10 @@ def load(
     path: str | os.PathLike | Sequence[str | os.PathLike], checkpoint: str = "best", device: str = "cpu"
 ) -> Sampler:
     """A `Sampler` for a run directory (its best checkpoint unless told otherwise) or one checkpoint file;
-    for a list of them, a `Sampler` for their `Ensemble` (the mean of their probabilities)."""
-    from .ensemble import load_ensemble
-    from .rundir import load_model
+    for a list of several, a `Sampler` for their `Ensemble` (the mean of their probabilities)."""
+    from .ensemble import load_models
     from .sample import Sampler
 
-    if isinstance(path, str | os.PathLike):
-        return Sampler(*load_model(path, checkpoint, device))
-    return Sampler(*load_ensemble(list(path), checkpoint, device))
+    one = isinstance(path, str | os.PathLike)
+    model, vocab, infos = load_models([path] if one else list(path), checkpoint, device)
+    return Sampler(model, vocab, infos[0] if one else infos)

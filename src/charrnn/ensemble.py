@@ -91,3 +91,14 @@ def load_ensemble(
                 f"in one only: {''.join(only)[:20]!r}); an ensemble's models must be trained on the same characters"
             )
     return Ensemble([model for model, _, _ in loaded]).eval(), vocab, [info for _, _, info in loaded]
+
+
+def load_models(
+    paths: Sequence[str | os.PathLike], which: str = "best", device: str | torch.device = "cpu"
+) -> tuple[CharRNN | Ensemble, Vocab, list[CheckpointInfo]]:
+    """One run's model, or several runs' `Ensemble`: the one place that decides which (the CLI's `--with`,
+    `charrnn.load` and the server all come here)."""
+    if len(paths) == 1:
+        model, vocab, info = load_model(paths[0], which, device)
+        return model, vocab, [info]
+    return load_ensemble(paths, which, device)

@@ -7,9 +7,8 @@ import shutil
 import sys
 
 from ..devices import select_device
-from ..ensemble import Ensemble, load_ensemble
+from ..ensemble import Ensemble, load_models
 from ..model import CharRNN
-from ..rundir import load_model
 from ..vocab import Vocab
 
 
@@ -35,11 +34,9 @@ def add_ensemble_flag(p: argparse.ArgumentParser) -> None:
 
 def load(args) -> tuple[CharRNN | Ensemble, Vocab, str]:
     """The model (an ensemble with --with), its vocabulary, and a name for it in messages."""
-    device = select_device(args.device)
-    if not args.also:
-        model, vocab, info = load_model(args.path, args.checkpoint, device)
-        return model, vocab, info.name
-    model, vocab, infos = load_ensemble([args.path, *args.also], args.checkpoint, device)
+    model, vocab, infos = load_models([args.path, *args.also], args.checkpoint, select_device(args.device))
+    if len(infos) == 1:
+        return model, vocab, infos[0].name
     return model, vocab, f"mean of {len(infos)} models: " + ", ".join(info.name for info in infos)
 
 

@@ -34,7 +34,7 @@ from .middleware import CountAndCap
 from .remote import ModelProcess
 from .scheduler import Busy, Job
 from .schemas import CompletionRequest, GenerateRequest, cap_errors, stop_errors
-from .scoring import score_text
+from .scoring import openai_logprobs
 
 
 class _Gathering:
@@ -99,7 +99,7 @@ class Service:
 
         paths = self.paths
         try:
-            sampler = load_sampler(paths[0] if len(paths) == 1 else paths, self.checkpoint, "cpu")
+            sampler = load_sampler(paths, self.checkpoint, "cpu")
         except CharRNNError as exc:
             self.error = str(exc)
             return False
@@ -447,7 +447,7 @@ def create_app(
         job = make_job(loaded, generate_body, _COMPLETION_NAMES, stream=bool(body.stream))
         echoed = None
         if body.echo:
-            echoed = await asyncio.to_thread(score_text, loaded.sampler, prompt, body.logprobs or 0)
+            echoed = await asyncio.to_thread(openai_logprobs, loaded.sampler, prompt, body.logprobs or 0)
         woken = submit(loaded, job)
         meta = {"id": f"cmpl-{os.urandom(8).hex()}", "created": int(time.time()), "model": loaded.name}
         if body.stream:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..sample import Sampler
 
 
-def score_text(sampler: Sampler, text: str, top: int) -> dict:
+def openai_logprobs(sampler: Sampler, text: str, top: int) -> dict:
     """Each character's log-probability given the ones before it (None for the first, which has no
     context), with the `top` likeliest characters at each place."""
     tokens, first = list(text), [None] * min(len(text), 1)

@@ -31,7 +31,7 @@ def run_model_process(conn: Connection, paths: list[str], checkpoint: str, devic
     from .. import load
 
     try:
-        sampler = load(paths[0] if len(paths) == 1 else paths, checkpoint, device)
+        sampler = load(paths, checkpoint, device)
     except CharRNNError as exc:
         conn.send(("failed", str(exc)))
         return
