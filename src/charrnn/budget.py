@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .dataset import Data, prepare_data
 from .distributed import SINGLE, World
 from .errors import CharRNNError, flag_name, setting
-from .model import MODEL_FLAGS, CharRNN, ModelConfig, count_parameters
+from .model import MODEL_FLAGS, ModelConfig, parameters_of
 from .steptime import median_step, scratch_trainer
 
 # The flags that shape the model or its optimisation: any of them given turns the choice off.
@@ -124,8 +124,7 @@ def probe(config: TrainConfig, data: Data, limit: float) -> dict[str, float]:
 
 
 def _parameters(config: TrainConfig, vocab_size: int) -> int:
-    with torch.device("meta"):
-        return count_parameters(CharRNN(config.model.for_vocab(vocab_size)))
+    return parameters_of(config.model.for_vocab(vocab_size))
 
 
 def choose(config: TrainConfig, data: Data) -> tuple[TrainConfig, Choice]:

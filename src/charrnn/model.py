@@ -122,3 +122,9 @@ class CharRNN(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def parameters_of(config: ModelConfig) -> int:
+    """The parameters a model of `config` (its vocabulary's size filled in) has, built on no device."""
+    with torch.device("meta"):
+        return count_parameters(CharRNN(config))

@@ -10,11 +10,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from .config import TrainConfig
 from .errors import CharRNNError
-from .model import CharRNN, count_parameters
+from .model import parameters_of
 from .rundir import RUN_FILE, RunDir, RunLock
 
 FINISHED = ("max_steps", "epochs", "time_budget", "patience")
@@ -70,8 +68,7 @@ def _row(root: Path, path: Path) -> RunRow | None:
     running = RunLock.holder(path) is not None
     reason = None if running else newest.get("stopped_by")
     state = "running" if running else "finished" if reason in FINISHED else "stopped"
-    with torch.device("meta"):
-        params = count_parameters(CharRNN(config.model))
+    params = parameters_of(config.model)
     return RunRow(
         name=str(path.relative_to(root)) if path != root else path.name,
         flags=config.flat(),

@@ -6,12 +6,10 @@ import json
 import textwrap
 from pathlib import Path
 
-import torch
-
 from .. import checkpoint as ckpt
 from ..config import TrainConfig
 from ..errors import CharRNNError
-from ..model import CharRNN, ModelConfig, count_parameters
+from ..model import ModelConfig, parameters_of
 from ..prepared import is_prepared
 from ..rundir import RUN_FILE, RunDir
 from ..runs import cell, find_runs, table_lines
@@ -42,8 +40,7 @@ def run_info(path: Path) -> dict:
     model_json = newest.meta["model"] if newest else run.get("train", {}).get("model", {})
     vocab = run.get("vocab") or newest.meta["vocab"]
     config = ModelConfig.from_json(model_json).for_vocab(len(vocab))
-    with torch.device("meta"):
-        params = count_parameters(CharRNN(config))
+    params = parameters_of(config)
     vals = [c.val_loss for c in checkpoints if c.val_loss is not None]
     return {
         "path": str(path),
