@@ -134,3 +134,20 @@ def test_evaluations_report_each_window_to_a_progress_wrapper():
     dynamic = evaluate_dynamic(model, ids, lr=0.0, seq_len=100, progress=progress)
     assert dynamic.loss == evaluate_dynamic(model, ids, lr=0.0, seq_len=100).loss
     assert seen == [[5, 5], [10, 10]]  # 250 characters a stream in windows of 50; 1,000 predictions in 100s
+
+
+def test_scoring_reports_each_window_to_a_progress_wrapper():
+    from charrnn.scoring import score_text
+    from charrnn.vocab import Vocab
+
+    vocab = Vocab.from_text("abcd")
+    model = CharRNN(ModelConfig(hidden=8, layers=1).for_vocab(4))
+    text = "abcd" * 2_500  # 9,999 predictions: three windows of 4,096
+    seen = []
+
+    def progress(windows, count):
+        seen.append(count)
+        return windows
+
+    assert score_text(model, vocab, text, progress=progress).logprobs == score_text(model, vocab, text).logprobs
+    assert seen == [3]

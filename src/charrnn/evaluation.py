@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,13 +28,12 @@ from torch.nn import functional as F
 from .batches import BatchSource
 from .ensemble import Ensemble
 from .errors import CharRNNError
-from .metrics import LN2
+from .metrics import LN2, WindowProgress
 from .model import CharRNN
 
 # Window and rate chosen in docs/experiments.md, "Dynamic evaluation".
 DYNAMIC_SEQ_LEN = 50
 DYNAMIC_LR = 0.1
-Progress = Callable[[Iterable, int], Iterable]  # wraps an iterable of `count` windows (a bar, in the CLI)
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def evaluate(
     lead_in: int = 250,
     share: tuple[int, int] = (0, 1),
     total: Callable[[list[float]], list[float]] = lambda values: values,
-    progress: Progress | None = None,
+    progress: WindowProgress | None = None,
 ) -> EvalResult:
     """Mean cross-entropy of `model` (or of an ensemble's mean probabilities) on `ids` (dropout off),
     predicting ids[1:] from what precedes. With `share` (rank, ranks) this process scores streams rank,
@@ -120,7 +119,7 @@ def evaluate_dynamic(
     ids: np.ndarray,
     lr: float = DYNAMIC_LR,
     seq_len: int = DYNAMIC_SEQ_LEN,
-    progress: Progress | None = None,
+    progress: WindowProgress | None = None,
 ) -> EvalResult:
     """Mean cross-entropy of `model` on `ids` read as one stream, learning from each window once scored.
 

@@ -10,6 +10,7 @@ import io
 import math
 import os
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,10 @@ class Progress:
             self.bar = None
 
 
-def progress_bar(unit: str):
+WindowProgress = Callable[[Iterable, int], Iterable]  # wraps an iterable of `count` windows (a bar, in the CLI)
+
+
+def progress_bar(unit: str) -> WindowProgress:
     """A wrapper that shows a bar on stderr while an iterable of known length is read, on a terminal only."""
 
     def wrap(iterable, total: int):

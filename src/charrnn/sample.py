@@ -504,7 +504,7 @@ class Sampler:
         return [cut_at_stop("".join(step[i] for step in columns), stop) for i in range(num_samples)]
 
     @torch.inference_mode()
-    def score(self, text: str, top: int = 0) -> TextScore:
+    def score(self, text: str, top: int = 0, progress=None) -> TextScore:
         """How likely `text` is under the model: each character's log-probability given those before it
         (the first has no context and is not scored), and with `top` the likeliest alternatives."""
-        return score_text(self.model, self.vocab, text, top)
+        return score_text(self.model, self.vocab, text, top, progress)

@@ -12,7 +12,7 @@ import torch
 
 from .ensemble import Ensemble
 from .errors import CharRNNError
-from .metrics import LN2
+from .metrics import LN2, WindowProgress
 from .model import CharRNN
 from .vocab import Vocab
 
@@ -54,8 +54,11 @@ class TextScore:
 
 
 @torch.inference_mode()
-def score_text(model: CharRNN | Ensemble, vocab: Vocab, text: str, top: int = 0) -> TextScore:
-    """`text` scored by `model` (dropout off); `top` alternatives per character (0: none)."""
+def score_text(
+    model: CharRNN | Ensemble, vocab: Vocab, text: str, top: int = 0, progress: WindowProgress | None = None
+) -> TextScore:
+    """`text` scored by `model` (dropout off); `top` alternatives per character (0: none); `progress(windows,
+    count)` may wrap the windows, e.g. in a bar."""
     if len(text) < 2:
         raise CharRNNError("text too short to score: need at least two characters")
     ids = torch.as_tensor(vocab.encode(text).astype("int64"), device=model.device)[None]
@@ -64,7 +67,8 @@ def score_text(model: CharRNN | Ensemble, vocab: Vocab, text: str, top: int = 0)
     logprobs, tops = [], []
     try:
         state = model.init_state(1, model.device)
-        for start in range(0, ids.shape[1] - 1, _WINDOW):
+        starts = range(0, ids.shape[1] - 1, _WINDOW)
+        for start in progress(starts, len(starts)) if progress else starts:
             inputs, targets = ids[:, start : start + _WINDOW], ids[0, start + 1 : start + 1 + _WINDOW]
             inputs = inputs[:, : len(targets)]
             logits, state = model(inputs, state)

@@ -105,7 +105,7 @@ def cmd_score(args) -> int:
     text = args.text if args.file is None else read_text(args.file)  # as training reads files
     if args.top < 0:
         raise CharRNNError(f"--top must not be negative, got {args.top}")
-    scored = Sampler(model, vocab).score(text, args.top if args.per_char else 0)
+    scored = Sampler(model, vocab).score(text, args.top if args.per_char else 0, progress_bar("window"))
     if args.json:
         print(json.dumps({"model": name, **scored.to_json(per_char=args.per_char)}))
         return 0
