@@ -71,7 +71,7 @@ def main() -> None:
         model, vocab, info = load_model(run)
         model.eval()
         ids = validation_ids(run)
-        text = "".join(vocab.chars[i] for i in ids)
+        text = vocab.decode(ids)
         starts = sentence_starts(text, args.primes, args.context, args.length)
         lead = list(vocab.encode("\n")) if "\n" in vocab.chars else []
         found = losses(model, ids, starts, args.context, args.length, lead)

@@ -113,7 +113,7 @@ def probe(config: TrainConfig, data: Data, limit: float) -> dict[str, float]:
         for candidate in reversed(SETTINGS):
             began = time.perf_counter()
             candidate_config = config.with_flags(candidate.flags)
-            params = _parameters(candidate_config, len(data.vocab))
+            params = parameters_of(candidate_config.model.for_vocab(len(data.vocab)))
             if seconds and began - start + last_cost * params / last_params > limit:
                 break
             trainer = scratch_trainer(candidate_config, data)
@@ -121,10 +121,6 @@ def probe(config: TrainConfig, data: Data, limit: float) -> dict[str, float]:
             del trainer
             last_cost, last_params = time.perf_counter() - began, params
     return seconds
-
-
-def _parameters(config: TrainConfig, vocab_size: int) -> int:
-    return parameters_of(config.model.for_vocab(vocab_size))
 
 
 def choose(config: TrainConfig, data: Data) -> tuple[TrainConfig, Choice]:

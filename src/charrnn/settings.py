@@ -11,7 +11,7 @@ import re
 import types
 from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, get_args, get_origin
+from typing import Any, get_args, get_type_hints
 
 from .errors import CharRNNError, flag_name, setting
 
@@ -78,7 +78,7 @@ def check(instance) -> None:
 
 
 def _within(spec: Spec, value) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or (spec.low is None and spec.high is None):
         return True
     if spec.low is not None and not (value > spec.low if spec.low_open else value >= spec.low):
         return False
@@ -112,10 +112,10 @@ def add_flags(parser: argparse.ArgumentParser, cls, suppress: bool = False, skip
         default = f.default if f.default is not MISSING else None
         kwargs: dict[str, Any] = {"help": help_text(f, spec)}
         kwargs["default"] = argparse.SUPPRESS if suppress else default
-        if _value_type(f) is bool:
+        if _value_type(cls, name) is bool:
             kwargs["action"] = "store_true"
         else:
-            kwargs["type"] = spec.parse or _value_type(f)
+            kwargs["type"] = spec.parse or _value_type(cls, name)
             if spec.choices and not spec.also_allowed:  # otherwise `check` alone judges the value
                 kwargs["choices"] = spec.choices
             if spec.metavar:
@@ -130,16 +130,14 @@ def help_text(f: Field, spec: Spec) -> str:
     default = f.default if f.default is not MISSING else None
     if default is None or default is False:
         return spec.help
-    return (
-        f"{spec.help} (default {default:,})"
-        if isinstance(default, int) and default >= 10_000
-        else (f"{spec.help} (default {default})")
-    )
+    large = isinstance(default, int) and not isinstance(default, bool) and default >= 10_000
+    return f"{spec.help} (default {default:,})" if large else f"{spec.help} (default {default})"
 
 
-def _value_type(f: Field) -> type:
-    kind = f.type if not isinstance(f.type, str) else eval(f.type, {}, {})
-    if get_origin(kind) in (types.UnionType,) or type(kind) is types.UnionType:
+def _value_type(cls, name: str) -> type:
+    """The type a flag parses to: the field's annotation, without its `| None`."""
+    kind = get_type_hints(cls)[name]
+    if type(kind) is types.UnionType:
         kind = next(a for a in get_args(kind) if a is not type(None))
     return kind
 

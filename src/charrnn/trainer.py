@@ -164,14 +164,16 @@ class Trainer:
                     raise self._non_finite("loss")
                 chars_per_s = chars * self.world.size / (time.perf_counter() - start - step_start)
                 reason = self.stop_reason(self.clock, signals, ahead)
-                timed = self.save_due(self.clock)
-                validate = self.step % config.eval_every == 0 or timed or (reason is not None and reason not in SIGNALS)
-                val = self.timed(self.validate, "validate") if validate else None
+                clock_due = self.save_due(self.clock)
+                validate = (
+                    self.step % config.eval_every == 0 or clock_due or (reason is not None and reason not in SIGNALS)
+                )
+                val = self.measured(self.validate, "validate") if validate else None
                 reason = reason or self.patience_spent()
                 self.report.row(self._row(loss, val, lr, chars_per_s, time.perf_counter() - start))
-                if self.step % config.save_every == 0 or timed or reason is not None:
+                if self.step % config.save_every == 0 or clock_due or reason is not None:
                     self.report.flush()
-                    self.timed(self.save, "save", time.perf_counter() - start, reason)
+                    self.measured(self.save, "save", time.perf_counter() - start, reason)
                     self.last_save_clock, self.saved = self.clock, True
                 if reason is not None:
                     break
@@ -195,7 +197,7 @@ class Trainer:
         save_now = timed or self.step % self.config.save_every == 0
         return validate * validate_now + save * save_now + step_seconds + validate + save
 
-    def timed(self, call, name: str, *args):
+    def measured(self, call, name: str, *args):
         """`call(*args)`, its seconds kept as `name`'s last (the run's end is estimated from them)."""
         began = time.perf_counter()
         result = call(*args)

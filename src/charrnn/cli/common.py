@@ -12,15 +12,14 @@ from ..model import CharRNN
 from ..vocab import Vocab
 
 
-def add_checkpoint_flags(p: argparse.ArgumentParser) -> None:
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The flags naming the model a command reads: a run or checkpoint, which checkpoint, the device, and
+    more runs to average with it (`load` reads them)."""
     p.add_argument("path", help="a run directory or one checkpoint file")
     p.add_argument(
         "--checkpoint", default="best", help="latest, best (lowest validation loss) or a step number (default best)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default cpu)")
-
-
-def add_ensemble_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--with",
         dest="also",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from ..errors import CharRNNError
 from ..rundir import load_model
-from .common import add_checkpoint_flags, add_ensemble_flag
+from .common import add_model_flags
 
 
 def add_export(commands) -> None:
     p = commands.add_parser("export", help="write a trained model in another format (ONNX)")
-    add_checkpoint_flags(p)
-    add_ensemble_flag(p)
+    add_model_flags(p)
     p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write (the onnx extra)")
     p.set_defaults(run=cmd_export)
 

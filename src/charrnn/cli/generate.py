@@ -16,13 +16,12 @@ from ..metrics import progress_bar
 from ..rundir import RunDir, load_model
 from ..sample import Sampler, SamplingOptions
 from ..settings import add_flags
-from .common import add_checkpoint_flags, add_ensemble_flag, load
+from .common import add_model_flags, load
 
 
 def add_sample(commands) -> None:
     p = commands.add_parser("sample", help="generate text from a trained model")
-    add_checkpoint_flags(p)
-    add_ensemble_flag(p)
+    add_model_flags(p)
     p.add_argument("--prime", default="", help="text to start from (printed, then continued)")
     p.add_argument("--length", type=int, default=500, help="new characters to generate (default 500)")
     add_flags(p, SamplingOptions)
@@ -87,8 +86,7 @@ def _sample_each_checkpoint(args) -> int:
 
 def add_score(commands) -> None:
     p = commands.add_parser("score", help="how likely a text is under a model, in all and character by character")
-    add_checkpoint_flags(p)
-    add_ensemble_flag(p)
+    add_model_flags(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="the text to score")
     what.add_argument("--file", help="a file holding the text to score (UTF-8)")
@@ -122,8 +120,7 @@ def cmd_score(args) -> int:
 
 def add_eval(commands) -> None:
     p = commands.add_parser("eval", help="loss of a trained model on text files")
-    add_checkpoint_flags(p)
-    add_ensemble_flag(p)
+    add_model_flags(p)
     p.add_argument(
         "texts", nargs="*", metavar="TEXT", help="text files to score (default: the run's own validation text)"
     )

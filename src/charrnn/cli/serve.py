@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import CharRNNError
 from ..serve.limits import ServeLimits
 from ..settings import add_flags, flagged
-from .common import add_checkpoint_flags, add_ensemble_flag
+from .common import add_model_flags
 
 INSTALL_HINT = "charrnn serve needs the serve extra: pip install -e '.[serve]'"
 
@@ -45,8 +45,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def add_serve(commands) -> None:
     p = commands.add_parser("serve", help="serve a trained model over HTTP: a web page and an API")
-    add_checkpoint_flags(p)
-    add_ensemble_flag(p)
+    add_model_flags(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one, printed)")
     add_flags(p, ServeLimits)
