@@ -36,6 +36,7 @@ import httpx
 
 import charrnn
 from charrnn.sample import SamplingOptions
+from charrnn.serve.protocol import End
 from charrnn.serve.scheduler import Job, Scheduler
 
 from common import CORPORA, print_table, save_results
@@ -208,7 +209,7 @@ def scheduler_chars_per_s(run: Path, count: int, prime: str) -> float:
 
     def stop_when_done() -> None:
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and any(not j.events or j.events[-1][0] != "end" for j in jobs):
+        while time.monotonic() < deadline and any(not j.events or not isinstance(j.events[-1], End) for j in jobs):
             time.sleep(0.005)
         scheduler.stop()
 

@@ -262,7 +262,7 @@ def test_serve_names_every_model_it_serves(monkeypatch, tiny_run, capsys):
         service.error = "not loaded, by the test"
         return False
 
-    monkeypatch.setattr("charrnn.serve.app.Service.load", fail)
+    monkeypatch.setattr("charrnn.serve.service.Service.load", fail)
     with pytest.raises(CharRNNError, match="by the test"):
         serve_cli.serve(cli_args("serve", tiny_run, "--with", tiny_run, "--port", "0"))
     assert f"serving {tiny_run} with {tiny_run} on http://" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import pytest
 import charrnn
 from charrnn.errors import CharRNNError
 from charrnn.sample import SamplingOptions
+from charrnn.serve.protocol import Done, End, Failed, Text
 from charrnn.serve.scheduler import Busy, Job, Scheduler
 from charrnn.stops import StopMatcher
 
@@ -18,16 +19,16 @@ def drain(job: Job, timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         while job.events:
-            event = job.events.popleft()
-            if event[0] == "text":
-                texts[event[1]] = texts.get(event[1], "") + event[2]
-                entries.setdefault(event[1], []).extend(event[3])
-            elif event[0] == "done":
-                reasons[event[1]] = event[2]
-            elif event[0] == "end":
-                return {"texts": texts, "reasons": reasons, "entries": entries}
-            elif event[0] == "error":
-                raise AssertionError(event[1])
+            match job.events.popleft():
+                case Text(row, text, new_entries):
+                    texts[row] = texts.get(row, "") + text
+                    entries.setdefault(row, []).extend(new_entries)
+                case Done(row, reason, _):
+                    reasons[row] = reason
+                case End():
+                    return {"texts": texts, "reasons": reasons, "entries": entries}
+                case Failed(message):
+                    raise AssertionError(message)
         time.sleep(0.002)
     raise AssertionError("the job did not end in time")
 
@@ -212,8 +213,8 @@ def test_a_job_not_streamed_wakes_its_reader_once_with_the_whole_text(scheduler)
             job.drained()
             while job.events:
                 event = job.events.popleft()
-                text += event[2] if event[0] == "text" else ""
-                ended = event[0] == "end"
+                text += event.text if isinstance(event, Text) else ""
+                ended = isinstance(event, End)
         texts[stream] = text
         assert job.started <= job.first_char < time.perf_counter()
     assert texts[True] == texts[False] and len(texts[False]) == 3000

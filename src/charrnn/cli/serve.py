@@ -60,7 +60,7 @@ def serve(args) -> int:
         import uvicorn
 
         from ..serve import create_app
-        from ..serve.app import Service
+        from ..serve.service import Service
     except ImportError as exc:
         raise CharRNNError(INSTALL_HINT) from exc
     if not 0 <= args.port <= 65535:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 from ..errors import CharRNNError
 from .frames import Frames, frame
+from .limits import ServeLimits
+from .protocol import Broken, Cancel, Counts, Drained, Events, Failed, Stop, Submit, is_final
 from .scheduler import Job, check_room
 from .worker import run_model_process
 
@@ -33,18 +35,15 @@ class ModelProcess:
         paths: list[str],
         checkpoint: str,
         device: str,
-        max_batch: int,
-        max_queue: int,
-        prime_cache: int,
+        limits: ServeLimits,
         on_ticks: Callable[[dict[int, int]], None],
     ):
         self.paths, self.checkpoint, self.device = paths, checkpoint, device
-        self.max_batch, self.max_queue, self.on_ticks = max_batch, max_queue, on_ticks
-        self.prime_cache = prime_cache
+        self.limits, self.on_ticks = limits, on_ticks
         self.error: str | None = None
         self._jobs: dict[int, Job] = {}
         self._keys = itertools.count()
-        self._counts = (0, 0, 0)  # the model process's active rows, queued rows and rows received
+        self._counts = Counts()  # as the model process last reported them
         self._submitted = 0  # rows sent to it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._frames: Frames | None = None
@@ -54,10 +53,9 @@ class ModelProcess:
         """Start the process and wait until its model is loaded; why it could not be, or None."""
         context = multiprocessing.get_context("spawn")  # not fork: torch's threads do not survive one
         self._conn, child = context.Pipe()
-        limits = (self.max_batch, self.max_queue, self.prime_cache)
         self.process = context.Process(
             target=run_model_process,
-            args=(child, self.paths, self.checkpoint, self.device, limits),
+            args=(child, self.paths, self.checkpoint, self.device, self.limits),
             name="charrnn-model",
             daemon=True,
         )
@@ -66,10 +64,10 @@ class ModelProcess:
         try:
             message = self._conn.recv()
         except (EOFError, OSError):
-            message = ("failed", self._exited())
-        if message[0] != "ready":
+            message = Broken(self._exited())
+        if isinstance(message, Broken):
             self.process.join(STOP_TIMEOUT_S)
-            return message[1]
+            return message.reason
         return None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -79,38 +77,28 @@ class ModelProcess:
 
     @property
     def active_rows(self) -> int:
-        return self._counts[0]
+        return self._counts.active
 
     @property
     def queued_rows(self) -> int:
-        return self._counts[1] + self._submitted - self._counts[2]
+        return self._counts.queued + self._submitted - self._counts.seen
 
     def submit(self, job: Job) -> None:
         """Send `job` to the model process (`check_room` first, on the rows it last reported and those sent since)."""
         if self.error is not None:
             raise CharRNNError(self.error)
-        check_room(job, self.active_rows + self.queued_rows, self.max_batch, self.max_queue)
+        check_room(job, self.active_rows + self.queued_rows, self.limits.max_batch, self.limits.max_queue)
         key = next(self._keys)
 
         def cancel(job: Job) -> None:
             if key in self._jobs:  # not yet ended
-                self._send(("cancel", key))
+                self._send(Cancel(key))
 
-        job.on_drained = lambda job: self._send(("drained", key))
+        job.on_drained = lambda job: self._send(Drained(key))
         job.on_cancel = cancel
         self._jobs[key] = job
         self._submitted += job.num_samples
-        fields = {
-            "prime": job.prime,
-            "max_new_chars": job.max_new_chars,
-            "options": job.options,
-            "seed": job.seed,
-            "num_samples": job.num_samples,
-            "stop": job.stop,
-            "logprobs": job.logprobs,
-            "stream": job.stream,
-        }
-        self._send(("submit", key, fields))
+        self._send(Submit(key, job.spec()))
 
     def stop(self) -> None:
         """Ask the process to stop and wait for it (ending it if it does not)."""
@@ -125,14 +113,14 @@ class ModelProcess:
         with contextlib.suppress(OSError):
             # What the loop had queued first (it may end in half a message), then "stop", unless the
             # process stops reading: it is ended below in any case.
-            _write_until(self._conn.fileno(), unsent + frame(("stop",)), time.monotonic() + STOP_TIMEOUT_S)
+            _write_until(self._conn.fileno(), unsent + frame(Stop()), time.monotonic() + STOP_TIMEOUT_S)
         self.process.join(STOP_TIMEOUT_S)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
         self._conn.close()
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, message: Submit | Cancel | Drained) -> None:
         if self.error is not None:
             return
         try:
@@ -150,18 +138,18 @@ class ModelProcess:
         except (EOFError, OSError):
             self._fail(self._exited())
 
-    def _apply(self, message: tuple) -> None:
-        if message[0] == "failed":
-            self._fail(message[1])
+    def _apply(self, message: Events | Broken) -> None:
+        if isinstance(message, Broken):
+            self._fail(message.reason)
             return
-        _, out, self._counts, ticks = message
+        out, self._counts, ticks = message
         for key, events, started, first_char in out:
             job = self._jobs.get(key)
             if job is None:
                 continue
             job.started, job.first_char = started, first_char
             job.events.extend(events)
-            final = any(event[0] in ("end", "error") for event in events)
+            final = any(map(is_final, events))
             if final:
                 del self._jobs[key]
             job.notify(final)
@@ -175,7 +163,7 @@ class ModelProcess:
         if self._frames is not None and not self._stopped:
             self._frames.close()
         for job in self._jobs.values():
-            job.push(("error", reason))
+            job.push(Failed(reason))
             job.notify()
         self._jobs.clear()
 

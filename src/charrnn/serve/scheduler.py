@@ -24,9 +24,10 @@ import torch
 
 from ..errors import CharRNNError
 from ..model import State
-from ..sample import Sampler, SamplingOptions, pick_next_row, pick_next_rows
+from ..sample import Sampler, pick_next_row, pick_next_rows
 from ..stops import StopMatcher
 from .primes import PrimeCache
+from .protocol import Done, End, Event, Failed, JobSpec, Text
 
 
 class Busy(Exception):
@@ -42,18 +43,11 @@ def check_room(job: Job, rows_taken: int, max_batch: int, max_queue: int) -> Non
         raise Busy
 
 
-@dataclass(eq=False)  # a job is itself, not its fields: jobs go in sets
-class Job:
-    """One request: what to generate, and where its characters go."""
+@dataclass(eq=False)
+class Job(JobSpec):
+    """One request as it runs: its spec, and where its characters go."""
 
-    prime: str
-    max_new_chars: int
-    options: SamplingOptions
-    seed: int | None = None
-    num_samples: int = 1
-    stop: tuple[str, ...] = ()
-    logprobs: int = 0  # the top N characters with their log-probabilities at each step; 0: none
-    stream: bool = True  # False: the reader wants the text only when it is done, so it is not woken per tick
+    __eq__, __hash__ = object.__eq__, object.__hash__  # a job is itself, not its fields: jobs go in sets
     wake: Callable[[], None] = lambda: None  # called (from the model thread) when events are waiting
     on_drained: Callable[[Job], None] = lambda job: None  # set by the scheduler: the reader waits for more
     on_cancel: Callable[[Job], None] = lambda job: None  # set by a scheduler in another process
@@ -66,7 +60,12 @@ class Job:
 
     woken: bool = False  # a wake is pending: the reader has not drained since (wakes are coalesced)
 
-    def push(self, event: tuple) -> None:
+    @classmethod
+    def of(cls, spec: JobSpec) -> Job:
+        """The job that runs `spec` (one made in another process)."""
+        return cls(**vars(spec))
+
+    def push(self, event: Event) -> None:
         self.events.append(event)
 
     def notify(self, final: bool = False) -> None:
@@ -127,7 +126,7 @@ class _Row:
     def flush(self) -> None:
         text = "".join(self.pending)
         if text or self.entries:
-            self.job.push(("text", self.index, text, self.entries))
+            self.job.push(Text(self.index, text, self.entries))
         self.pending, self.entries = [], []
 
 
@@ -214,7 +213,7 @@ class Scheduler:
                 jobs = {row.job for row in self._active} | set(self._admitting) | set(self._pending)
                 self._pending.clear()
             for job in jobs:
-                job.push(("error", f"the model loop failed: {exc!r}"))
+                job.push(Failed(f"the model loop failed: {exc!r}"))
                 job.notify()
 
     def _run(self) -> None:
@@ -284,7 +283,7 @@ class Scheduler:
                 try:
                     length = len(self.sampler.vocab.encode(job.prime))
                 except CharRNNError as exc:
-                    job.push(("error", str(exc)))
+                    job.push(Failed(str(exc)))
                     job.notify()
                     continue
                 unread.setdefault(length, {})[job.prime] = None
@@ -454,16 +453,16 @@ class Scheduler:
         if reason == "length":
             row.pending.append(row.stops.flush())
         row.flush()
-        row.job.push(("done", row.index, reason, row.made))
+        row.job.push(Done(row.index, reason, row.made))
         row.job.rows_left -= 1
         if row.job.rows_left <= 0:
-            row.job.push(("end",))
+            row.job.push(End())
         row.job.notify(final=row.job.rows_left <= 0)
 
     def _end_job(self, job: Job, reasons: list[str]) -> None:
         for index, reason in enumerate(reasons):
-            job.push(("done", index, reason, 0))
-        job.push(("end",))
+            job.push(Done(index, reason, 0))
+        job.push(End())
         job.notify(final=True)
 
 

@@ -1,13 +1,17 @@
 """The request bodies the server accepts: unknown fields, wrong types and out-of-range values are 422s
-that name the field (FastAPI's validation). Caps that depend on the server's flags are checked by
-`check_caps` against its `ServeLimits`, in the same shape."""
+that name the field (FastAPI's validation). What depends on the server (its caps, the model's
+vocabulary) is checked by `check_spec` on the job a codec decoded, in the same shape."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import CharRNNError
 from ..sample import SamplingOptions
 from ..settings import bounds, specs
+from ..vocab import Vocab
+from .limits import ServeLimits
+from .protocol import JobSpec
 
 MAX_STOPS = 4
 MAX_STOP_CHARS = 64
@@ -73,6 +77,43 @@ class CompletionRequest(BaseModel):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class Rejected(Exception):
+    """A request the server will not run: its 422's detail (FastAPI's list of field errors, or a line)."""
+
+    def __init__(self, detail: list[dict] | str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def sampling_options(temperature: float, top_k: int, top_p: float, greedy: bool) -> SamplingOptions:
+    """The request's sampling options, or `Rejected` with the line `SamplingOptions` gives."""
+    try:
+        return SamplingOptions(temperature, top_k, top_p, greedy)
+    except CharRNNError as exc:
+        raise Rejected(str(exc)) from None
+
+
+def check_spec(spec: JobSpec, limits: ServeLimits, vocab: Vocab, names: dict[str, str] | None = None) -> None:
+    """`Rejected` unless the job fits the server's caps, its stops are valid and the model knows its
+    prime's characters; the errors name the fields as /generate does, or as `names` maps them."""
+    errors = cap_errors(
+        {
+            "max_new_chars": (spec.max_new_chars, limits.max_length),
+            "num_samples": (spec.num_samples, limits.max_batch),
+            "prime": (len(spec.prime), limits.max_prime),
+        }
+    )
+    errors += stop_errors(list(spec.stop))
+    try:
+        vocab.encode(spec.prime)
+    except CharRNNError as exc:  # names the characters the model never saw
+        errors.append({"loc": ["body", "prime"], "msg": str(exc), "type": "value_error"})
+    for error in errors:
+        error["loc"] = [(names or {}).get(part, part) for part in error["loc"]]
+    if errors:
+        raise Rejected(errors)
 
 
 def cap_errors(field_values: dict[str, tuple[int, int]]) -> list[dict]:

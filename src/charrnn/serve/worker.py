@@ -17,34 +17,52 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
+from ..ensemble import load_models
 from ..errors import CharRNNError
+from ..sample import Sampler
+from .limits import ServeLimits
+from .protocol import (
+    Broken,
+    Cancel,
+    Counts,
+    Drained,
+    Events,
+    Failed,
+    JobEvents,
+    JobSpec,
+    Ready,
+    Stop,
+    Submit,
+    is_final,
+)
 from .scheduler import Busy, Job, Scheduler
 
 SEND_EVERY_S = 0.25  # the batch's occupancy and row counts go out at least this often while it runs
 
 
-def run_model_process(conn: Connection, paths: list[str], checkpoint: str, device: str, limits: tuple) -> None:
+def run_model_process(conn: Connection, paths: list[str], checkpoint: str, device: str, limits: ServeLimits) -> None:
     """The process's entry: load the model, say "ready" (or why not), then run the scheduler until told
     to stop or until the HTTP process goes away."""
     for signum in (signal.SIGINT, signal.SIGTERM):  # the HTTP process drains first, then stops this one
         signal.signal(signum, signal.SIG_IGN)
-    from .. import load
-
     try:
-        sampler = load(paths, checkpoint, device)
+        model, vocab, infos = load_models(paths, checkpoint, device)
     except CharRNNError as exc:
-        conn.send(("failed", str(exc)))
+        conn.send(Broken(str(exc)))
         return
+    sampler = Sampler(model, vocab, infos)
     bridge = _Bridge(conn)
-    scheduler = Scheduler(sampler, *limits, on_tick=bridge.ticked, receive=bridge.receive)
+    scheduler = Scheduler(
+        sampler, limits.max_batch, limits.max_queue, limits.prime_cache, on_tick=bridge.ticked, receive=bridge.receive
+    )
     bridge.scheduler = scheduler
     gc.freeze()  # torch's and the model's objects live as long as the process: full collections skip them
-    conn.send(("ready",))
+    conn.send(Ready())
     scheduler.run()
     if scheduler.error is not None:
         bridge.woken.update(bridge.jobs)  # every job's "error" event, read or not
         bridge.send_events()
-        conn.send(("failed", f"the model loop failed: {scheduler.error!r}"))
+        conn.send(Broken(f"the model loop failed: {scheduler.error!r}"))
 
 
 class _Bridge:
@@ -59,7 +77,7 @@ class _Bridge:
         self.woken: dict[int, Job] = {}  # jobs with events to send, in the order they woke
         self.ticks: collections.Counter[int] = collections.Counter()  # rows per tick since the last message
         self.seen = 0  # rows of every job received so far
-        self.counts = (0, 0, 0)  # (active rows, queued rows, rows seen) as last sent
+        self.counts = Counts()  # as last sent
         self.sent_at = time.monotonic()
 
     def receive(self, idle: bool) -> None:
@@ -76,30 +94,29 @@ class _Bridge:
         except (EOFError, OSError):
             self.scheduler.stop()
 
-    def apply(self, message: tuple) -> None:
-        kind, *args = message
-        if kind == "submit":
-            self.submit(*args)
-        elif kind == "cancel" and args[0] in self.jobs:
-            self.jobs[args[0]].cancel()
-        elif kind == "drained" and args[0] in self.jobs:
-            job = self.jobs[args[0]]
-            job.drained()
-            if job.events:  # what the reader would have taken had it read them here
-                job.notify()
-        elif kind == "stop":
-            self.scheduler.stop()
+    def apply(self, message: Submit | Cancel | Drained | Stop) -> None:
+        match message:
+            case Submit(key, spec):
+                self.submit(key, spec)
+            case Cancel(key) if key in self.jobs:
+                self.jobs[key].cancel()
+            case Drained(key) if key in self.jobs:
+                job = self.jobs[key]
+                job.drained()
+                if job.events:  # what the reader would have taken had it read them here
+                    job.notify()
+            case Stop():
+                self.scheduler.stop()
 
-    def submit(self, key: int, fields: dict) -> None:
-        job = Job(**fields)
+    def submit(self, key: int, spec: JobSpec) -> None:
+        job = Job.of(spec)
         job.wake = lambda: self.woken.setdefault(key, job)
         self.jobs[key] = job
         self.seen += job.num_samples
         try:
             self.scheduler.submit(job)
         except (Busy, CharRNNError) as exc:  # the HTTP side checked first; this is its fallback
-            job.push(("error", "busy: the batch and the queue are full" if isinstance(exc, Busy) else str(exc)))
-            job.push(("end",))
+            job.push(Failed("busy: the batch and the queue are full" if isinstance(exc, Busy) else str(exc)))
             job.notify()
 
     def ticked(self, rows: int) -> None:
@@ -110,15 +127,15 @@ class _Bridge:
         """One message, when there is news: each woken job's events with its timings, the row counts
         (when they changed), the ticks' occupancy (when `due`)."""
         scheduler = self.scheduler
-        counts = (scheduler.active_rows, scheduler.queued_rows, self.seen)
+        counts = Counts(scheduler.active_rows, scheduler.queued_rows, self.seen)
         if not self.woken and counts == self.counts and not (due and self.ticks):
             return
         out = []
         for key, job in self.woken.items():
             events = [job.events.popleft() for _ in range(len(job.events))]
-            if any(event[0] in ("end", "error") for event in events):
+            if any(map(is_final, events)):
                 del self.jobs[key]
-            out.append((key, events, job.started, job.first_char))
+            out.append(JobEvents(key, events, job.started, job.first_char))
         self.woken.clear()
-        self.conn.send(("events", out, counts, dict(self.ticks)))
+        self.conn.send(Events(out, counts, dict(self.ticks)))
         self.counts, self.ticks, self.sent_at = counts, collections.Counter(), time.monotonic()

@@ -1,0 +1,116 @@
+"""charrnn's own wire formats: POST /generate (a JSON body in, one JSON body out) and POST
+/generate/stream (the same body in, server-sent events out). Each codec decodes a request into a
+`JobSpec` and encodes the job's events; neither needs HTTP to be tested."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+
+from ..vocab import Vocab
+from .limits import ServeLimits
+from .protocol import Done, End, Event, Failed, JobSpec, Text
+from .schemas import GenerateRequest, check_spec, sampling_options
+
+Finish = Callable[[int], dict]  # called once a job has ended with its characters made: its timings
+
+
+class JobFailed(Exception):
+    """The job's `Failed` event, met while collecting a response that is not streamed (a 500)."""
+
+
+class Collected:
+    """A job's rows as its events build them: texts, finish reasons, logprob entries, characters made."""
+
+    def __init__(self, rows: int):
+        self.texts, self.reasons = [""] * rows, [None] * rows
+        self.logprobs: list[list] = [[] for _ in range(rows)]
+        self.made = [0] * rows
+
+    @classmethod
+    def of(cls, rows: int, events: Iterable[Event]) -> Collected:
+        collected = cls(rows)
+        for event in events:
+            collected.add(event)
+        return collected
+
+    def add(self, event: Event) -> None:
+        match event:
+            case Text(row, text, entries):
+                self.texts[row] += text
+                self.logprobs[row] += entries
+            case Done(row, reason, made):
+                self.reasons[row], self.made[row] = reason, made
+            case Failed(message):
+                raise JobFailed(message)
+
+
+class GenerateJson:
+    """POST /generate."""
+
+    stream = False
+
+    def __init__(self, limits: ServeLimits, vocab: Vocab):
+        self.limits, self.vocab = limits, vocab
+
+    def decode(self, body: GenerateRequest) -> JobSpec:
+        """The job `body` asks for, or `Rejected` naming the fields the server will not take."""
+        options = sampling_options(body.temperature, body.top_k, body.top_p, body.greedy)
+        spec = JobSpec(
+            body.prime,
+            body.max_new_chars,
+            options,
+            body.seed,
+            body.num_samples,
+            tuple(body.stop),
+            body.logprobs,
+            stream=self.stream,
+        )
+        check_spec(spec, self.limits, self.vocab)
+        return spec
+
+    def encode(self, spec: JobSpec, events: Iterable[Event], finish: Finish) -> dict:
+        """The response body for the job's events (`JobFailed` if it failed)."""
+        result = Collected.of(spec.num_samples, events)
+        out = {
+            "texts": result.texts,
+            "finish_reasons": result.reasons,
+            "usage": {"prime_chars": len(spec.prime), "generated_chars": sum(result.made)},
+            "timings": finish(sum(result.made)),
+        }
+        if spec.logprobs:
+            out["logprobs"] = result.logprobs
+        return out
+
+
+class GenerateSse(GenerateJson):
+    """POST /generate/stream: an event per chunk of a row's characters (`index`, `text`, and `logprobs`
+    when asked for), then `event: done` with the finish reasons, usage and timings, or `event: error`."""
+
+    stream = True
+
+    async def encode_stream(
+        self, spec: JobSpec, events: AsyncIterable[Event | None], finish: Finish
+    ) -> AsyncIterator[bytes]:
+        """The stream's bytes for the job's events (None: a ping)."""
+        result = Collected(spec.num_samples)
+        async for event in events:
+            match event:
+                case None:
+                    yield b": ping\n\n"
+                case Text(row, text, entries):
+                    yield sse({"index": row, "text": text, **({"logprobs": entries} if entries else {})})
+                case Done():
+                    result.add(event)
+                case Failed(message):
+                    yield sse({"error": message}, "error")
+                case End():
+                    usage = {"prime_chars": len(spec.prime), "generated_chars": sum(result.made)}
+                    done = {"finish_reasons": result.reasons, "usage": usage, "timings": finish(sum(result.made))}
+                    yield sse(done, "done")
+
+
+def sse(data: dict, event: str | None = None) -> bytes:
+    """One server-sent event carrying `data` as JSON."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n".encode()
