@@ -20,7 +20,7 @@ import torch
 
 from charrnn import onednn
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import _MATRICES, RecurrentStep
+from charrnn.step import _MATRICES, RecurrentStep
 
 from common import print_table, save_results
 

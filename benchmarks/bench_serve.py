@@ -35,9 +35,10 @@ from urllib.parse import urlsplit
 import httpx
 
 import charrnn
-from charrnn.sample import SamplingOptions
+from charrnn.picking import SamplingOptions
+from charrnn.serve.job import Job
 from charrnn.serve.protocol import End
-from charrnn.serve.scheduler import Job, Scheduler
+from charrnn.serve.scheduler import Scheduler
 
 from common import CORPORA, print_table, save_results
 

@@ -7,14 +7,14 @@ import pickle
 
 import pytest
 
-from charrnn.sample import SamplingOptions
+from charrnn.picking import SamplingOptions
 from charrnn.serve.codec_generate import GenerateJson, GenerateSse, JobFailed
 from charrnn.serve.codec_openai import Completions
 from charrnn.serve.frames import frame
+from charrnn.serve.job import Job
 from charrnn.serve.limits import ServeLimits
 from charrnn.serve.protocol import Done, End, Events, Failed, JobEvents, JobSpec, Submit, Text, is_final
 from charrnn.serve.reader import joined
-from charrnn.serve.scheduler import Job
 from charrnn.serve.schemas import CompletionRequest, GenerateRequest, Rejected
 from charrnn.vocab import Vocab
 

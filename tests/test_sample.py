@@ -5,18 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn import onednn
-from charrnn import sample as sample_module
+from charrnn import step as step_module
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import (
-    RecurrentStep,
-    Sampler,
-    SamplingOptions,
-    pick_next,
-    pick_next_row,
-    pick_next_rows,
-    rank_rows,
-)
+from charrnn.picking import SamplingOptions, pick_next, pick_next_row, pick_next_rows, rank_rows
+from charrnn.sample import Sampler
+from charrnn.step import RecurrentStep
 from charrnn.vocab import Vocab
 
 VOCAB = Vocab.from_text("abcdefghij \n")
@@ -28,8 +22,8 @@ def sampler(cell="lstm", seed=0, layers=2, hidden=24) -> Sampler:
     return Sampler(model, VOCAB)
 
 
-BATCH_OPS = {"numpy": (1, sample_module._NumpyOps), "torch": (3, sample_module._TorchOps)}
-BATCH_OPS["onednn"] = (3, sample_module._CpuBatchOps)
+BATCH_OPS = {"numpy": (1, step_module._NumpyOps), "torch": (3, step_module._TorchOps)}
+BATCH_OPS["onednn"] = (3, step_module._CpuBatchOps)
 
 
 @pytest.mark.parametrize("ops", list(BATCH_OPS))  # one row on the CPU takes numpy's ops, batches torch's or oneDNN's
@@ -39,7 +33,7 @@ def test_single_steps_match_the_fused_layers(cell, ops, layers, monkeypatch):
     if ops == "onednn" and not onednn.available():
         pytest.skip("oneDNN's inner product is not callable in this torch build")
     batch, ops_class = BATCH_OPS[ops]
-    monkeypatch.setattr(sample_module, "_ops_for", lambda *_: ops_class)
+    monkeypatch.setattr(step_module, "_ops_for", lambda *_: ops_class)
     s = sampler(cell, layers=layers)
     ids = torch.randint(0, len(VOCAB), (batch, 9))
     with torch.inference_mode():
@@ -54,22 +48,22 @@ def test_single_steps_match_the_fused_layers(cell, ops, layers, monkeypatch):
 
 
 def test_ops_follow_the_batch_and_the_size_of_its_products(monkeypatch):
-    ops_for = sample_module._ops_for
-    assert ops_for(True, 1, 512) is sample_module._NumpyOps
-    assert ops_for(False, 1, 512) is ops_for(False, 64, 512) is sample_module._TorchOps
-    assert ops_for(True, 8, 128) is sample_module._TorchOps  # too small to repay oneDNN's extra calls
-    big = sample_module._CpuBatchOps if onednn.available() else sample_module._TorchOps
+    ops_for = step_module._ops_for
+    assert ops_for(True, 1, 512) is step_module._NumpyOps
+    assert ops_for(False, 1, 512) is ops_for(False, 64, 512) is step_module._TorchOps
+    assert ops_for(True, 8, 128) is step_module._TorchOps  # too small to repay oneDNN's extra calls
+    big = step_module._CpuBatchOps if onednn.available() else step_module._TorchOps
     assert ops_for(True, 2, 512) is ops_for(True, 64, 512) is big
     monkeypatch.setattr(onednn, "available", lambda: False)
-    assert ops_for(True, 64, 512) is sample_module._TorchOps
+    assert ops_for(True, 64, 512) is step_module._TorchOps
 
 
 def test_the_weights_are_made_once_for_batches_of_every_size(monkeypatch):
     """A server starts a batch whenever a row joins or leaves; packing the weights for each one cost
     milliseconds every time."""
     made = []
-    monkeypatch.setattr(sample_module._TorchOps, "matrix", staticmethod(lambda w: made.append(w) or w))
-    monkeypatch.setattr(sample_module, "_ops_for", lambda *_: sample_module._TorchOps)
+    monkeypatch.setattr(step_module._TorchOps, "matrix", staticmethod(lambda w: made.append(w) or w))
+    monkeypatch.setattr(step_module, "_ops_for", lambda *_: step_module._TorchOps)
     s = sampler(layers=2)
     for batch in (2, 5, 3):
         s.step.start(s.model.init_state(batch))
@@ -80,11 +74,11 @@ def test_onednn_weights_are_laid_out_for_one_batch_whatever_batch_comes_first(mo
     """A layout chosen by the first batch would make a batch's digits depend on the batches run before it."""
     packed_for = []
     monkeypatch.setattr(onednn, "pack", lambda weight, batch: packed_for.append(batch) or weight.t())
-    monkeypatch.setattr(sample_module, "_ops_for", lambda *_: sample_module._CpuBatchOps)
+    monkeypatch.setattr(step_module, "_ops_for", lambda *_: step_module._CpuBatchOps)
     s = sampler()
     for batch in (3, 7):
         s.step.start(s.model.init_state(batch))
-    assert packed_for and set(packed_for) == {sample_module._PACKED_ROWS}
+    assert packed_for and set(packed_for) == {step_module._PACKED_ROWS}
 
 
 def test_batches_sample_the_same_text_with_or_without_onednn(monkeypatch):

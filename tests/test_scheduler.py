@@ -7,9 +7,10 @@ import pytest
 
 import charrnn
 from charrnn.errors import CharRNNError
-from charrnn.sample import SamplingOptions
+from charrnn.picking import SamplingOptions
+from charrnn.serve.job import Busy, Job
 from charrnn.serve.protocol import Done, End, Failed, Text
-from charrnn.serve.scheduler import Busy, Job, Scheduler
+from charrnn.serve.scheduler import Scheduler
 from charrnn.stops import StopMatcher
 
 

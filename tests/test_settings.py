@@ -11,7 +11,7 @@ from charrnn.cli.main import build_parser
 from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError, flag_name
 from charrnn.model import ModelConfig
-from charrnn.sample import SamplingOptions
+from charrnn.picking import SamplingOptions
 from charrnn.serve.limits import ServeLimits
 from charrnn.settings import bounds, help_text, specs
 

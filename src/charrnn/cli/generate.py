@@ -13,8 +13,9 @@ from ..devices import select_device
 from ..errors import CharRNNError
 from ..evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
 from ..metrics import progress_bar
+from ..picking import SamplingOptions
 from ..rundir import RunDir, load_model
-from ..sample import Sampler, SamplingOptions
+from ..sample import Sampler
 from ..settings import add_flags
 from .common import add_model_flags, load
 

@@ -28,11 +28,11 @@ from ..model import count_parameters
 from ..rundir import RunDir
 from .codec_generate import GenerateJson, GenerateSse, JobFailed
 from .codec_openai import Completions
+from .job import Busy, Job
 from .limits import ServeLimits
 from .middleware import CountAndCap
 from .protocol import JobSpec
 from .reader import JobReader
-from .scheduler import Busy, Job
 from .schemas import CompletionRequest, GenerateRequest, Rejected
 from .scoring import openai_logprobs
 from .service import Loaded, Service

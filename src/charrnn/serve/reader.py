@@ -13,9 +13,9 @@ from contextlib import suppress
 
 from fastapi import Request
 
+from .job import Job
 from .limits import ServeLimits
 from .protocol import Done, Event, Text, is_final
-from .scheduler import Job
 
 
 class Gathering:

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 from ..errors import CharRNNError
 from .frames import Frames, frame
+from .job import Job, check_room
 from .limits import ServeLimits
 from .protocol import Broken, Cancel, Counts, Drained, Events, Failed, Stop, Submit, is_final
-from .scheduler import Job, check_room
 from .worker import run_model_process
 
 STOP_TIMEOUT_S = 10.0

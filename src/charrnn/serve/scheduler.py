@@ -17,117 +17,19 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..errors import CharRNNError
 from ..model import State
-from ..sample import Sampler, pick_next_row, pick_next_rows
+from ..picking import pick_next_row, pick_next_rows
+from ..sample import Sampler
 from ..stops import StopMatcher
+from .job import Job, check_room
 from .primes import PrimeCache
-from .protocol import Done, End, Event, Failed, JobSpec, Text
-
-
-class Busy(Exception):
-    """The batch and the queue are full: the caller should answer 429."""
-
-
-def check_room(job: Job, rows_taken: int, max_batch: int, max_queue: int) -> None:
-    """Raise unless `job`'s rows fit beside `rows_taken` (running or waiting): `CharRNNError` when they
-    never could, `Busy` when they cannot now."""
-    if job.num_samples > max_batch:
-        raise CharRNNError(f"num_samples {job.num_samples} is more than the server's --max-batch {max_batch}")
-    if rows_taken + job.num_samples > max_batch + max_queue:
-        raise Busy
-
-
-@dataclass(eq=False)
-class Job(JobSpec):
-    """One request as it runs: its spec, and where its characters go."""
-
-    __eq__, __hash__ = object.__eq__, object.__hash__  # a job is itself, not its fields: jobs go in sets
-    wake: Callable[[], None] = lambda: None  # called (from the model thread) when events are waiting
-    on_drained: Callable[[Job], None] = lambda job: None  # set by the scheduler: the reader waits for more
-    on_cancel: Callable[[Job], None] = lambda job: None  # set by a scheduler in another process
-    events: collections.deque = field(default_factory=collections.deque)
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    created: float = field(default_factory=time.perf_counter)
-    started: float | None = None  # when its prime had been read (admission)
-    first_char: float | None = None
-    rows_left: int = 0
-
-    woken: bool = False  # a wake is pending: the reader has not drained since (wakes are coalesced)
-
-    @classmethod
-    def of(cls, spec: JobSpec) -> Job:
-        """The job that runs `spec` (one made in another process)."""
-        return cls(**vars(spec))
-
-    def push(self, event: Event) -> None:
-        self.events.append(event)
-
-    def notify(self, final: bool = False) -> None:
-        """Wake the reader unless a wake is already on its way; `final` (the job's last events) wakes it
-        regardless, so that a reader gathering characters for its next event sends at once."""
-        if final or not self.woken:
-            self.woken = True
-            self.wake()
-
-    def drained(self) -> None:
-        """The reader took every event so far and waits for the next (called from the reader's thread)."""
-        self.woken = False
-        self.on_drained(self)
-
-    def cancel(self) -> None:
-        if not self.cancelled.is_set():
-            self.cancelled.set()
-            self.on_cancel(self)
-
-
-_DRAWS = 64  # uniforms drawn from a row's generator at a time: the same stream as one draw per call
-
-
-@dataclass(eq=False)
-class _Row:
-    job: Job
-    index: int
-    state: State  # this row's state, (layers, 1, hidden) each, while it is outside the running batch
-    next_id: int
-    rng: np.random.Generator
-    stops: StopMatcher
-    made: int = 0  # characters generated (stop strings included)
-    pending: list = field(default_factory=list)  # characters decided but not yet handed to the reader
-    entries: list = field(default_factory=list)  # their logprob entries, when asked for
-    draws: np.ndarray = field(default_factory=lambda: np.empty(0))
-    drawn: int = 0
-    drained: int = 0  # how much of the batch's trail of choices is already in `pending`
-
-    def random(self) -> float:
-        """`draw`, under the name `pick_next_row` calls on its generator."""
-        return self.draw()
-
-    def draw(self) -> float:
-        """The row's next uniform, from its own generator (in blocks, which give the same numbers)."""
-        if self.drawn == len(self.draws):
-            self.draws, self.drawn = self.rng.random(_DRAWS), 0
-        self.drawn += 1
-        return self.draws[self.drawn - 1]
-
-    def upcoming(self) -> np.ndarray:
-        """The row's next `_DRAWS` uniforms, without using them up: what is left of its block, then more."""
-        left = self.draws[self.drawn :]
-        if len(left) < _DRAWS:
-            left = np.concatenate([left, self.rng.random(_DRAWS - len(left))])
-        self.draws, self.drawn = left, 0
-        return left[:_DRAWS]
-
-    def flush(self) -> None:
-        text = "".join(self.pending)
-        if text or self.entries:
-            self.job.push(Text(self.index, text, self.entries))
-        self.pending, self.entries = [], []
+from .protocol import Done, End, Failed
+from .rows import DRAWS, Row, logprob_entry
 
 
 class Scheduler:
@@ -151,7 +53,7 @@ class Scheduler:
         self.on_tick = on_tick or (lambda rows: None)
         self.receive = receive or (lambda idle: None)
         self._pending: collections.deque[Job] = collections.deque()
-        self._active: list[_Row] = []
+        self._active: list[Row] = []
         self._wakeup = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self.run, name="charrnn-scheduler", daemon=True)
@@ -245,7 +147,7 @@ class Scheduler:
                 job.first_char = time.perf_counter()
             self.on_tick(len(self._active))
 
-    def _cancelled_rows(self) -> list[_Row]:
+    def _cancelled_rows(self) -> list[Row]:
         """The running rows whose jobs were cancelled; the batch is looked through only after a cancel."""
         if not self._cancels:
             return []
@@ -267,7 +169,7 @@ class Scheduler:
             self._admitting = admitted
             return admitted
 
-    def _rows_for(self, jobs: list[Job]) -> list[_Row]:
+    def _rows_for(self, jobs: list[Job]) -> list[Row]:
         """The admitted jobs' rows: each prime from the cache, or read, those of one length together."""
         starts: dict[str, tuple[int, State]] = {}
         unread: dict[int, dict[str, None]] = {}  # by length, each prime once
@@ -296,7 +198,7 @@ class Scheduler:
                 self.primes.put(primes[0], *starts[primes[0]])
         return [row for job in taken for row in self._job_rows(job, *starts[job.prime])]
 
-    def _job_rows(self, job: Job, last_id: int, state: State) -> list[_Row]:
+    def _job_rows(self, job: Job, last_id: int, state: State) -> list[Row]:
         """The job's rows, each from its prime's one-row `state` and last character."""
         job.started = time.perf_counter()
         seed = job.seed if job.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
@@ -306,7 +208,7 @@ class Scheduler:
         for index in range(job.num_samples):
             rng = np.random.default_rng(seed if index == 0 else [seed, index])
             row_state = tuple(part.clone() for part in state)
-            rows.append(_Row(job, index, row_state, last_id, rng, StopMatcher(job.stop)))
+            rows.append(Row(job, index, row_state, last_id, rng, StopMatcher(job.stop)))
         if job.max_new_chars == 0:
             for row in rows:
                 self._finish(row, "length")
@@ -341,11 +243,11 @@ class Scheduler:
             ids = torch.from_numpy(ids).to(self.sampler.device)
         return buffers, ids
 
-    def _upcoming_draws(self, active: list[_Row]) -> np.ndarray:
-        """The next `_DRAWS` uniforms of each row that samples as a row of one matrix (NaN for greedy rows,
-        which draw nothing), from the same per-row streams as `_Row.draw`: tick t takes column t."""
+    def _upcoming_draws(self, active: list[Row]) -> np.ndarray:
+        """The next `DRAWS` uniforms of each row that samples as a row of one matrix (NaN for greedy rows,
+        which draw nothing), from the same per-row streams as `Row.draw`: tick t takes column t."""
         self._column = 0
-        draws = np.full((len(active), _DRAWS), np.nan)
+        draws = np.full((len(active), DRAWS), np.nan)
         for index, row in enumerate(active):
             if not self._greedy[index]:
                 draws[index] = row.upcoming()
@@ -353,7 +255,7 @@ class Scheduler:
 
     def _next_draws(self) -> np.ndarray:
         """One uniform for each row that samples (NaN for greedy rows)."""
-        if self._column == _DRAWS:
+        if self._column == DRAWS:
             self._use_draws()
             self._draws = self._upcoming_draws(self._active)
         self._column += 1
@@ -422,7 +324,7 @@ class Scheduler:
             else:
                 row.pending.append(chars[choice])
             if job.logprobs:
-                row.entries.append(_logprob_entry(logits[index], choice, job.logprobs, chars))
+                row.entries.append(logprob_entry(logits[index], choice, job.logprobs, chars))
         self._hand_out()
         if not finished:
             return False
@@ -449,7 +351,7 @@ class Scheduler:
                 self._waiting.discard(job)
                 job.notify()
 
-    def _finish(self, row: _Row, reason: str) -> None:
+    def _finish(self, row: Row, reason: str) -> None:
         if reason == "length":
             row.pending.append(row.stops.flush())
         row.flush()
@@ -464,15 +366,3 @@ class Scheduler:
             job.push(Done(index, reason, 0))
         job.push(End())
         job.notify(final=True)
-
-
-def _logprob_entry(logits: np.ndarray, choice: int, top: int, chars: str) -> dict:
-    """The chosen character's log-probability under the model (temperature 1) and the `top` likeliest."""
-    shifted = logits.astype(np.float64) - logits.max()
-    log_probs = shifted - np.log(np.exp(shifted).sum())
-    best = np.argsort(-log_probs, kind="stable")[:top]
-    return {
-        "char": chars[choice],
-        "logprob": float(log_probs[choice]),
-        "top": [[chars[i], float(log_probs[i])] for i in best],
-    }

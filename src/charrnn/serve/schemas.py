@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import CharRNNError
-from ..sample import SamplingOptions
+from ..picking import SamplingOptions
 from ..settings import bounds, specs
 from ..vocab import Vocab
 from .limits import ServeLimits

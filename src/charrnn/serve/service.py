@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ..ensemble import load_models
 from ..errors import CharRNNError
 from ..sample import Sampler
+from .job import Job
 from .limits import ServeLimits
 from .remote import ModelProcess
-from .scheduler import Job
 
 
 class ServeMetrics:

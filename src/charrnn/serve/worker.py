@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from ..ensemble import load_models
 from ..errors import CharRNNError
 from ..sample import Sampler
+from .job import Busy, Job
 from .limits import ServeLimits
 from .protocol import (
     Broken,
@@ -35,7 +36,7 @@ from .protocol import (
     Submit,
     is_final,
 )
-from .scheduler import Busy, Job, Scheduler
+from .scheduler import Scheduler
 
 SEND_EVERY_S = 0.25  # the batch's occupancy and row counts go out at least this often while it runs
 
