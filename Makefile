@@ -26,7 +26,7 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 docs: install
-	$(PY) -m charrnn.flagdoc > docs/flags.md
+	$(PY) -m charrnn.cli.flagdoc > docs/flags.md
 
 test: lint
 	$(PY) -m pytest -q

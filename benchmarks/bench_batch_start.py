@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from charrnn import onednn
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.step import _MATRICES, RecurrentStep
+from charrnn.generate.step import _MATRICES, RecurrentStep
+from charrnn.model import onednn
+from charrnn.model.network import CharRNN, ModelConfig
 
 from common import print_table, save_results
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from charrnn.dataset import validation_ids
-from charrnn.rundir import load_model
+from charrnn.data.dataset import validation_ids
+from charrnn.runs.rundir import load_model
 
 from common import print_table, save_results
 

@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 def chars_per_s(run: Path) -> float:
-    from charrnn.metrics import read_metrics
+    from charrnn.runs.metrics import read_metrics
 
     rows = read_metrics(run / "metrics.csv")[10:]
     return statistics.median(float(r["chars_per_s"]) for r in rows)
@@ -93,7 +93,7 @@ def all_reduce_seconds(elements: int) -> float:
 
 def parameters(flags: list[str]) -> int:
     import charrnn
-    from charrnn.model import CharRNN, count_parameters
+    from charrnn.model.network import CharRNN, count_parameters
 
     values = dict(zip(flags[::2], flags[1::2], strict=True))
     config = charrnn.ModelConfig(hidden=int(values.get("--hidden", 512)), layers=int(values.get("--layers", 1)))

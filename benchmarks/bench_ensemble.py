@@ -23,7 +23,7 @@ import torch
 
 import charrnn
 from bench_quality import make_config, parse_overrides, run_one
-from charrnn.dataset import validation_ids
+from charrnn.data.dataset import validation_ids
 
 from common import CORPORA, print_table, save_results
 

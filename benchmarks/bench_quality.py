@@ -29,8 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import charrnn
-from charrnn.dataset import prepare_data
-from charrnn.metrics import read_metrics
+from charrnn.data.dataset import prepare_data
+from charrnn.runs.metrics import read_metrics
 
 from common import CORPORA, print_table, save_results
 

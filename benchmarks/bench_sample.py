@@ -22,11 +22,11 @@ import time
 import numpy as np
 import torch
 
-from charrnn import onednn
-from charrnn.ensemble import Ensemble
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import Sampler
-from charrnn.vocab import Vocab
+from charrnn.data.vocab import Vocab
+from charrnn.generate.sampler import Sampler
+from charrnn.model import onednn
+from charrnn.model.ensemble import Ensemble
+from charrnn.model.network import CharRNN, ModelConfig
 
 from common import median_time, print_table, save_results
 

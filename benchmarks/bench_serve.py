@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 import charrnn
-from charrnn.picking import SamplingOptions
+from charrnn.generate.picking import SamplingOptions
 from charrnn.serve.job import Job
 from charrnn.serve.protocol import End
 from charrnn.serve.scheduler import Scheduler

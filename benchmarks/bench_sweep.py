@@ -36,9 +36,9 @@ import torch
 
 import charrnn
 from bench_quality import make_config, parse_overrides, run_one
-from charrnn import allocator
-from charrnn.corpus import read_text, train_val_split
-from charrnn.sweeps import step_seconds as sweep_step_seconds
+from charrnn.data.corpus import read_text, train_val_split
+from charrnn.training import allocator
+from charrnn.training.sweeps import step_seconds as sweep_step_seconds
 
 from common import CORPORA, machine, print_table
 

@@ -12,7 +12,7 @@ For each size it measures, interleaved so that machine noise hits all alike (med
   * bare     - charrnn's model: forward, backward, clip, Adam step, nothing else
   * ref      - benchmarks/reference_notebook.py, the plain port a user would write, in a process of its
                own (as a user's script runs); "ref same-malloc" the same with charrnn's allocator setting
-               (charrnn.allocator), which separates what the code gains from what the setting gains
+               (charrnn.training.allocator), which separates what the code gains from what the setting gains
   * loop     - charrnn's real training loop (data, metrics, logging), plus validation and a
                checkpoint save timed alone and spread over the default cadence
 
@@ -32,12 +32,13 @@ from pathlib import Path
 
 import torch
 
-from charrnn import allocator, onednn
-from charrnn.build import build_trainer
-from charrnn.config import TrainConfig
-from charrnn.dataset import prepare_data
-from charrnn.model import ModelConfig
-from charrnn.trainer import StopSignals, Trainer
+from charrnn.data.dataset import prepare_data
+from charrnn.model import onednn
+from charrnn.model.network import ModelConfig
+from charrnn.training import allocator
+from charrnn.training.build import build_trainer
+from charrnn.training.config import TrainConfig
+from charrnn.training.trainer import StopSignals, Trainer
 from reference_notebook import ReferenceProcess
 
 from common import CORPORA, median_time, print_table, save_results

@@ -1,4 +1,4 @@
-"""Fit the budget rule's thresholds (charrnn/budget.py) to timed runs, and check each fit on the other text.
+"""Fit the budget rule's thresholds (charrnn/training/budget.py) to timed runs, and check each fit on the other text.
 
 The rule takes the largest setting whose epochs in the budget reach its threshold: regularised-768 when
 its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the defaults. A measured case is
@@ -21,7 +21,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import replace
 
-from charrnn.budget import SETTINGS, rule
+from charrnn.training.budget import SETTINGS, rule
 
 TOLERANCE = 0.005
 GRID = [round(0.1 * i, 1) for i in range(1, 301)]  # thresholds 0.1 .. 30 epochs

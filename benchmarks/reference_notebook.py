@@ -3,7 +3,7 @@ reference that charrnn's training speed is compared against: one-hot input, a fu
 nn.LSTM with dropout, dropout before a linear output, Adam, global-norm clipping, state carried.
 
 `ReferenceProcess` runs it in a process of its own, as a user's script runs: charrnn changes how its
-own process's C library keeps freed memory (`charrnn.allocator`), and a reference timed beside it in
+own process's C library keeps freed memory (`charrnn.training.allocator`), and a reference timed beside it in
 the same process would get that for free.
 
     python benchmarks/reference_notebook.py VOCAB HIDDEN LAYERS BATCH STEPS [--keep-freed-memory]
@@ -92,7 +92,7 @@ def _serve() -> None:
     parser.add_argument("--keep-freed-memory", action="store_true")
     args = parser.parse_args()
     if args.keep_freed_memory:
-        from charrnn.allocator import keep_freed_memory
+        from charrnn.training.allocator import keep_freed_memory
 
         keep_freed_memory()
     torch.manual_seed(0)

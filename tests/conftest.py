@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import charrnn
-from charrnn import allocator
 from charrnn.cli import main as cli
+from charrnn.training import allocator
 
 # The corpora sit beside the checkout; CHARRNN_DATA_DIR points elsewhere (a machine the checkout was copied to).
 DATA_DIR = Path(os.environ.get("CHARRNN_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")

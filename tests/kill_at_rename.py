@@ -5,12 +5,12 @@ import os
 import signal
 import sys
 
-from charrnn import files
 from charrnn.cli.main import main
+from charrnn.runs import files
 
 
 class _KillingOs:
-    """`os` for charrnn.files, with a `replace` that counts and kills."""
+    """`os` for charrnn.runs.files, with a `replace` that counts and kills."""
 
     def __init__(self, kill_at: int):
         self.kill_at, self.renames = kill_at, 0

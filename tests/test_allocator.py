@@ -4,7 +4,7 @@ import ctypes.util
 import pytest
 import torch
 
-from charrnn import allocator
+from charrnn.training import allocator
 
 
 class _MallInfo2(ctypes.Structure):

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn.batches import BatchSource
+from charrnn.data.batches import BatchSource
 from charrnn.errors import CharRNNError
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import charrnn
-from charrnn.dataset import prepare_data
+from charrnn.data.dataset import prepare_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_sweep import split_overrides, train_job, train_prefix_text

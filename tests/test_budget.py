@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import charrnn
-from charrnn import budget
-from charrnn.budget import SETTINGS, SHAPING_FLAGS, applies, rule
 from charrnn.cli import train as cli
-from charrnn.dataset import prepare_data
-from charrnn.distributed import World
+from charrnn.data.dataset import prepare_data
+from charrnn.training import budget
+from charrnn.training.budget import SETTINGS, SHAPING_FLAGS, applies, rule
+from charrnn.training.distributed import World
 
 from conftest import run_main
 

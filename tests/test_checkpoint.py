@@ -4,10 +4,10 @@ import multiprocessing
 import pytest
 import torch
 
-from charrnn import checkpoint as ckpt
 from charrnn.errors import CharRNNError
-from charrnn.model import ModelConfig
-from charrnn.rundir import RunDir, RunLock, resolve_checkpoint
+from charrnn.model.network import ModelConfig
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs.rundir import RunDir, RunLock, resolve_checkpoint
 
 META = {"model": ModelConfig(vocab_size=3, hidden=4, layers=1, embed_dim=2).to_json(), "vocab": ["a", "b", "c"]}
 

@@ -244,7 +244,7 @@ def test_val_text_takes_one_file_so_the_training_text_after_it_is_not_swallowed(
 
 
 def test_sample_says_a_run_is_training_before_its_first_checkpoint(tmp_path):
-    from charrnn.rundir import RunDir
+    from charrnn.runs.rundir import RunDir
 
     run = tmp_path / "run"
     run.mkdir()

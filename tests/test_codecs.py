@@ -7,7 +7,8 @@ import pickle
 
 import pytest
 
-from charrnn.picking import SamplingOptions
+from charrnn.data.vocab import Vocab
+from charrnn.generate.picking import SamplingOptions
 from charrnn.serve.codec_generate import GenerateJson, GenerateSse, JobFailed
 from charrnn.serve.codec_openai import Completions
 from charrnn.serve.frames import frame
@@ -16,7 +17,6 @@ from charrnn.serve.limits import ServeLimits
 from charrnn.serve.protocol import Done, End, Events, Failed, JobEvents, JobSpec, Submit, Text, is_final
 from charrnn.serve.reader import joined
 from charrnn.serve.schemas import CompletionRequest, GenerateRequest, Rejected
-from charrnn.vocab import Vocab
 
 VOCAB = Vocab.from_text("\nThe cat sat. ")
 LIMITS = ServeLimits(max_batch=4, max_length=50)

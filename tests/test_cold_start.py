@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import charrnn
-from charrnn.batches import BatchSource
-from charrnn.rundir import load_model
+from charrnn.data.batches import BatchSource
+from charrnn.runs.rundir import load_model
 
 STREAMS, STREAM_LEN = 16, 1000
 

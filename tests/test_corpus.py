@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from charrnn import corpus
+from charrnn.data import corpus
 from charrnn.errors import CharRNNError
 
 

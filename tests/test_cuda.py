@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import charrnn
-from charrnn.dataset import prepare_data
-from charrnn.metrics import read_metrics
-from charrnn.rundir import resolve_checkpoint
+from charrnn.data.dataset import prepare_data
+from charrnn.runs.metrics import read_metrics
+from charrnn.runs.rundir import resolve_checkpoint
 
 from conftest import tiny_config
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import charrnn
-from charrnn import devices
-from charrnn.rundir import RunDir
+from charrnn.model import devices
+from charrnn.runs.rundir import RunDir
 
 from conftest import run_cli, run_main, tiny_config
 

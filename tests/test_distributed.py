@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 import charrnn
-from charrnn.checkpoint import load_tensors
-from charrnn.metrics import read_metrics
-from charrnn.rundir import RunDir
+from charrnn.runs.checkpoint import load_tensors
+from charrnn.runs.metrics import read_metrics
+from charrnn.runs.rundir import RunDir
 
 from conftest import run_main
 

@@ -4,7 +4,7 @@ import json
 import math
 from collections import Counter
 
-from charrnn.corpus import train_val_split
+from charrnn.data.corpus import train_val_split
 
 from conftest import anna_slice, run_cli
 

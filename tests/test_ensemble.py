@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import charrnn
-from charrnn.ensemble import Ensemble, load_ensemble, mean_log_probs
-from charrnn.model import CharRNN
-from charrnn.sample import Sampler
-from charrnn.vocab import Vocab
+from charrnn.data.vocab import Vocab
+from charrnn.generate.sampler import Sampler
+from charrnn.model.ensemble import Ensemble, load_ensemble, mean_log_probs
+from charrnn.model.network import CharRNN
 
 from conftest import run_cli, tiny_config
 

@@ -6,8 +6,8 @@ import torch
 from torch.nn import functional as F
 
 from charrnn.errors import CharRNNError
-from charrnn.evaluation import dynamic_window_losses, evaluate, evaluate_dynamic
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.generate.evaluation import dynamic_window_losses, evaluate, evaluate_dynamic
+from charrnn.model.network import CharRNN, ModelConfig
 
 
 def reference_loss(model, ids):
@@ -137,8 +137,8 @@ def test_evaluations_report_each_window_to_a_progress_wrapper():
 
 
 def test_scoring_reports_each_window_to_a_progress_wrapper():
-    from charrnn.scoring import score_text
-    from charrnn.vocab import Vocab
+    from charrnn.data.vocab import Vocab
+    from charrnn.generate.scoring import score_text
 
     vocab = Vocab.from_text("abcd")
     model = CharRNN(ModelConfig(hidden=8, layers=1).for_vocab(4))

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import charrnn
-from charrnn.export import export_onnx, state_names
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.model.export import export_onnx, state_names
+from charrnn.model.network import CharRNN, ModelConfig
 
 from conftest import run_main
 

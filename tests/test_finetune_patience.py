@@ -7,8 +7,8 @@ import random
 import pytest
 
 import charrnn
-from charrnn.metrics import read_metrics
-from charrnn.rundir import RunDir
+from charrnn.runs.metrics import read_metrics
+from charrnn.runs.rundir import RunDir
 
 from conftest import TINY_FLAGS, run_main, tiny_config
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from charrnn.flagdoc import flags_markdown
+from charrnn.cli.flagdoc import flags_markdown
 
 FLAGS_MD = Path(__file__).resolve().parents[1] / "docs" / "flags.md"
 

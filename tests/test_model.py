@@ -3,9 +3,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from charrnn import fastpaths
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, ModelConfig, count_parameters
+from charrnn.model import fastpaths
+from charrnn.model.network import CharRNN, ModelConfig, count_parameters
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

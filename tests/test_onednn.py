@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from charrnn import onednn
+from charrnn.model import onednn
 
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="oneDNN's inner product is not callable here")
 

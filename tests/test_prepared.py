@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import charrnn
-from charrnn import prepared as prep
-from charrnn.corpus import iter_chunks
-from charrnn.dataset import prepare_data, validation_split
+from charrnn.data import prepared as prep
+from charrnn.data.corpus import iter_chunks
+from charrnn.data.dataset import prepare_data, validation_split
 
 from conftest import run_main, tiny_config
 
@@ -70,7 +70,7 @@ def test_prepare_does_not_load_torch(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("hello world\n", encoding="utf-8")
     probe = (
-        "import sys\nfrom charrnn import launch\nsys.argv = ['charrnn', 'prepare', sys.argv[1], '--out', sys.argv[2]]\n"
+        "import sys\nfrom charrnn.cli import launch\nsys.argv = ['charrnn', 'prepare', sys.argv[1], '--out', sys.argv[2]]\n"
         "try:\n    launch.entry_point()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
         "print('torch' in sys.modules)\n"
     )

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn import checkpoint as ckpt
-from charrnn.metrics import read_metrics
-from charrnn.rundir import RunDir, resolve_checkpoint
+from charrnn.runs import checkpoint as ckpt
+from charrnn.runs.metrics import read_metrics
+from charrnn.runs.rundir import RunDir, resolve_checkpoint
 
 from conftest import run_cli
 

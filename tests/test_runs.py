@@ -49,13 +49,13 @@ def test_runs_refuses_a_directory_without_runs(tmp_path):
 
 
 def row(name: str, **flags):
-    from charrnn.runs import RunRow
+    from charrnn.runs.listing import RunRow
 
     return RunRow(name, {"texts": ["a.txt"], **flags}, 1000, 10, 1.0, 12.3, 1.5, 1.4, "finished", "max_steps")
 
 
 def test_the_table_rounds_drops_empty_columns_and_fits_the_width():
-    from charrnn.runs import table_lines
+    from charrnn.runs.listing import table_lines
 
     rows = [
         row("a", time_budget=293.9182386759999, max_steps=None, hidden=512, tensorboard=None, init_from="/x" * 40),

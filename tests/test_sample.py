@@ -4,14 +4,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import onednn
-from charrnn import step as step_module
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.picking import SamplingOptions, pick_next, pick_next_row, pick_next_rows, rank_rows
-from charrnn.sample import Sampler
-from charrnn.step import RecurrentStep
-from charrnn.vocab import Vocab
+from charrnn.generate import step as step_module
+from charrnn.generate.picking import SamplingOptions, pick_next, pick_next_row, pick_next_rows, rank_rows
+from charrnn.generate.sampler import Sampler
+from charrnn.generate.step import RecurrentStep
+from charrnn.model import onednn
+from charrnn.model.network import CharRNN, ModelConfig
 
 VOCAB = Vocab.from_text("abcdefghij \n")
 

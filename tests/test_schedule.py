@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from charrnn.config import TrainConfig
-from charrnn.schedule import learning_rate, progress
+from charrnn.training.config import TrainConfig
+from charrnn.training.schedule import learning_rate, progress
 
 PER_EPOCH = 50
 

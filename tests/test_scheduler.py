@@ -7,11 +7,11 @@ import pytest
 
 import charrnn
 from charrnn.errors import CharRNNError
-from charrnn.picking import SamplingOptions
+from charrnn.generate.picking import SamplingOptions
+from charrnn.generate.stops import StopMatcher
 from charrnn.serve.job import Busy, Job
 from charrnn.serve.protocol import Done, End, Failed, Text
 from charrnn.serve.scheduler import Scheduler
-from charrnn.stops import StopMatcher
 
 
 def drain(job: Job, timeout: float = 30.0) -> dict:

@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 import charrnn
-from charrnn.stops import cut_at_stop, until_stop
+from charrnn.generate.stops import cut_at_stop, until_stop
 
 from conftest import run_main
 

@@ -8,12 +8,12 @@ from dataclasses import MISSING
 import pytest
 
 from charrnn.cli.main import build_parser
-from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError, flag_name
-from charrnn.model import ModelConfig
-from charrnn.picking import SamplingOptions
+from charrnn.generate.picking import SamplingOptions
+from charrnn.model.network import ModelConfig
 from charrnn.serve.limits import ServeLimits
 from charrnn.settings import bounds, help_text, specs
+from charrnn.training.config import TrainConfig
 
 DECLARED = [("train", ModelConfig), ("train", TrainConfig), ("sample", SamplingOptions), ("serve", ServeLimits)]
 

@@ -11,16 +11,16 @@ import pytest
 import torch
 
 import charrnn
-from charrnn import state
-from charrnn.batches import BatchSource
-from charrnn.build import build_trainer
-from charrnn.checkpoint import load_tensors
-from charrnn.config import TrainConfig
-from charrnn.dataset import prepare_data
-from charrnn.metrics import read_metrics
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.rundir import RunDir, resolve_checkpoint
-from charrnn.trainer import StopSignals
+from charrnn.data.batches import BatchSource
+from charrnn.data.dataset import prepare_data
+from charrnn.model.network import CharRNN, ModelConfig
+from charrnn.runs import state
+from charrnn.runs.checkpoint import load_tensors
+from charrnn.runs.metrics import read_metrics
+from charrnn.runs.rundir import RunDir, resolve_checkpoint
+from charrnn.training.build import build_trainer
+from charrnn.training.config import TrainConfig
+from charrnn.training.trainer import StopSignals
 
 FORMAT1 = Path(__file__).with_name("fixtures") / "format1"
 QUIET = open(os.devnull, "w")
@@ -126,7 +126,7 @@ def test_a_format_1_run_samples_and_resumes_as_this_code_would_have_trained_it(t
     assert RunDir(old).read("")["format"] == 1
     assert charrnn.load(old).generate("The", 20, seed=1)
     resumed = charrnn.resume(old, {"max_steps": 30}, QUIET)
-    assert resumed.step == 30 and RunDir(old).read("")["format"] == charrnn.checkpoint.FORMAT_VERSION
+    assert resumed.step == 30 and RunDir(old).read("")["format"] == charrnn.runs.checkpoint.FORMAT_VERSION
     # The same run made by this code, stopped where the fixture stopped, then resumed the same way.
     config = replace(TrainConfig.from_json(RunDir(old).read("")["train"]), out=str(tmp_path / "new"), max_steps=20)
     charrnn.train(config, QUIET)

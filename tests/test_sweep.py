@@ -10,8 +10,8 @@ import time
 import pytest
 
 import charrnn
-from charrnn.rundir import RunDir
-from charrnn.sweeps import SweepConfig, parse_set
+from charrnn.runs.rundir import RunDir
+from charrnn.training.sweeps import SweepConfig, parse_set
 
 from conftest import run_main
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 import charrnn
-from charrnn import devices
-from charrnn.build import build_trainer
-from charrnn.config import TrainConfig
-from charrnn.dataset import prepare_data
+from charrnn.data.dataset import prepare_data
 from charrnn.errors import CharRNNError
-from charrnn.metrics import COLUMNS, read_metrics, rising_validation_hint
-from charrnn.rundir import RunDir, resolve_checkpoint
-from charrnn.trainer import Trainer
+from charrnn.model import devices
+from charrnn.runs.metrics import COLUMNS, read_metrics, rising_validation_hint
+from charrnn.runs.rundir import RunDir, resolve_checkpoint
+from charrnn.training.build import build_trainer
+from charrnn.training.config import TrainConfig
+from charrnn.training.trainer import Trainer
 
 from conftest import tiny_config
 
@@ -325,7 +325,7 @@ class Terminal(io.StringIO):
 
 
 def test_on_a_terminal_each_validation_keeps_its_line_and_a_budget_shows_time_left(tmp_path):
-    from charrnn.metrics import Reporter, StepMetrics
+    from charrnn.runs.metrics import Reporter, StepMetrics
 
     screen = Terminal()
     reporter = Reporter(tmp_path / "metrics.csv", None, 0, 10, False, screen, time_budget=300)
@@ -339,7 +339,7 @@ def test_on_a_terminal_each_validation_keeps_its_line_and_a_budget_shows_time_le
 
 
 def test_the_size_hint_calls_a_small_model_small():
-    from charrnn.metrics import size_hint
+    from charrnn.runs.metrics import size_hint
 
     assert "small model" in size_hint(42_000, 1_000_000) and "reasonable" not in size_hint(42_000, 1_000_000)
     assert "reasonable" in size_hint(1_272_124, 1_786_701)  # the default model on anna.txt

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError
-from charrnn.vocab import Vocab
 
 
 def test_vocab_is_sorted_code_points():
@@ -16,7 +16,7 @@ def test_vocab_is_sorted_code_points():
 
 def test_vocab_is_the_same_in_another_process():
     text = "the quick brown fox jumps over the lazy dog ÆØÅ €"
-    code = f"from charrnn.vocab import Vocab; print(''.join(Vocab.from_text({text!r}).chars))"
+    code = f"from charrnn.data.vocab import Vocab; print(''.join(Vocab.from_text({text!r}).chars))"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": str(seed)}

@@ -18,27 +18,27 @@ from typing import TYPE_CHECKING
 
 _HOMES = {
     "CharRNNError": "errors",
-    "Ensemble": "ensemble",
-    "EvalResult": "evaluation",
-    "ModelConfig": "model",
-    "Sampler": "sample",
-    "SweepConfig": "sweeps",
-    "SweepResult": "sweeps",
-    "TrainConfig": "config",
-    "TrainResult": "trainer",
-    "choose_config": "budget",
-    "evaluate": "evaluation",
-    "evaluate_dynamic": "evaluation",
-    "prepare": "prepared",
-    "resume": "runner",
-    "sweep": "sweeps",
-    "train": "runner",
+    "Ensemble": "model.ensemble",
+    "EvalResult": "generate.evaluation",
+    "ModelConfig": "model.network",
+    "Sampler": "generate.sampler",
+    "SweepConfig": "training.sweeps",
+    "SweepResult": "training.sweeps",
+    "TrainConfig": "training.config",
+    "TrainResult": "training.trainer",
+    "choose_config": "training.budget",
+    "evaluate": "generate.evaluation",
+    "evaluate_dynamic": "generate.evaluation",
+    "prepare": "data.prepared",
+    "resume": "training.runner",
+    "sweep": "training.sweeps",
+    "train": "training.runner",
 }
 __all__ = sorted([*_HOMES, "load"])
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .sample import Sampler
+    from .generate.sampler import Sampler
 
 
 def __getattr__(name: str):
@@ -58,8 +58,8 @@ def load(
 ) -> Sampler:
     """A `Sampler` for a run directory (its best checkpoint unless told otherwise) or one checkpoint file;
     for a list of several, a `Sampler` for their `Ensemble` (the mean of their probabilities)."""
-    from .ensemble import load_models
-    from .sample import Sampler
+    from .generate.sampler import Sampler
+    from .model.ensemble import load_models
 
     one = isinstance(path, str | os.PathLike)
     model, vocab, infos = load_models([path] if one else list(path), checkpoint, device)

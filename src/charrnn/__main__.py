@@ -1,3 +1,3 @@
-from .launch import entry_point
+from .cli.launch import entry_point
 
 entry_point()

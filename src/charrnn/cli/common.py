@@ -6,10 +6,10 @@ import argparse
 import shutil
 import sys
 
-from ..devices import select_device
-from ..ensemble import Ensemble, load_models
-from ..model import CharRNN
-from ..vocab import Vocab
+from ..data.vocab import Vocab
+from ..model.devices import select_device
+from ..model.ensemble import Ensemble, load_models
+from ..model.network import CharRNN
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import CharRNNError
-from ..rundir import load_model
+from ..runs.rundir import load_model
 from .common import add_model_flags
 
 
@@ -15,7 +15,7 @@ def add_export(commands) -> None:
 
 
 def cmd_export(args) -> int:
-    from ..export import EXPORTER, export_onnx
+    from ..model.export import EXPORTER, export_onnx
 
     if args.also:
         raise CharRNNError("export writes one model: export each member of an ensemble on its own")

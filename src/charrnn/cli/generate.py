@@ -6,17 +6,17 @@ import json
 import sys
 from pathlib import Path
 
-from .. import allocator
-from ..corpus import iter_chunks, max_chars, read_text
-from ..dataset import validation_ids
-from ..devices import select_device
+from ..data.corpus import iter_chunks, max_chars, read_text
+from ..data.dataset import validation_ids
 from ..errors import CharRNNError
-from ..evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
-from ..metrics import progress_bar
-from ..picking import SamplingOptions
-from ..rundir import RunDir, load_model
-from ..sample import Sampler
+from ..generate.evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
+from ..generate.picking import SamplingOptions
+from ..generate.sampler import Sampler
+from ..model.devices import select_device
+from ..runs.metrics import progress_bar
+from ..runs.rundir import RunDir, load_model
 from ..settings import add_flags
+from ..training import allocator
 from .common import add_model_flags, load
 
 

@@ -7,8 +7,8 @@ import argparse
 import json
 import time
 
+from ..data.prepared import CHUNK_CHARS, describe, prepare, verify
 from ..errors import CharRNNError
-from ..prepared import CHUNK_CHARS, describe, prepare, verify
 from .report import reported
 
 
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
 
 
 def info(path: str, as_json: bool) -> int:
-    from ..prepared import open_prepared
+    from ..data.prepared import open_prepared
 
     described = describe(open_prepared(path))
     if as_json:

@@ -6,13 +6,13 @@ import json
 import textwrap
 from pathlib import Path
 
-from .. import checkpoint as ckpt
-from ..config import TrainConfig
+from ..data.prepared import is_prepared
 from ..errors import CharRNNError
-from ..model import ModelConfig, parameters_of
-from ..prepared import is_prepared
-from ..rundir import RUN_FILE, RunDir
-from ..runs import cell, find_runs, table_lines
+from ..model.network import ModelConfig, parameters_of
+from ..runs import checkpoint as ckpt
+from ..runs.listing import cell, find_runs, table_lines
+from ..runs.rundir import RUN_FILE, RunDir
+from ..training.config import TrainConfig
 from . import prepare
 from .common import terminal_width
 
@@ -107,7 +107,7 @@ def add_plot(commands) -> None:
 
 
 def cmd_plot(args) -> int:
-    from ..plot import plot_runs
+    from ..runs.plot import plot_runs
 
     for note in plot_runs(args.runs, args.out, args.x, args.bpc):
         print(note)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..runs import table_lines
+from ..runs.listing import table_lines
 from ..settings import duration
 from .common import terminal_width
 
@@ -36,7 +36,7 @@ def add_sweep(commands) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from ..sweeps import SweepConfig, parse_set, sweep
+    from ..training.sweeps import SweepConfig, parse_set, sweep
 
     config = SweepConfig(
         texts=tuple(args.texts),

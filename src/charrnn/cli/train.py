@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..budget import SHAPING_FLAGS
-from ..config import TrainConfig
-from ..corpus import find_anna
+from ..data.corpus import find_anna
 from ..errors import CharRNNError, flag_name
-from ..model import MODEL_FLAGS, ModelConfig
-from ..rundir import RunDir, load_model
-from ..runner import resume, train
-from ..sample import Sampler
+from ..generate.sampler import Sampler
+from ..model.network import MODEL_FLAGS, ModelConfig
+from ..runs.rundir import RunDir, load_model
 from ..settings import add_flags, duration
+from ..training.budget import SHAPING_FLAGS
+from ..training.config import TrainConfig
+from ..training.runner import resume, train
 
 
 def add_train(commands) -> None:

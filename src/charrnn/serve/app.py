@@ -23,9 +23,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import CharRNNError
-from ..metrics import read_metrics
-from ..model import count_parameters
-from ..rundir import RunDir
+from ..model.network import count_parameters
+from ..runs.metrics import read_metrics
+from ..runs.rundir import RunDir
 from .codec_generate import GenerateJson, GenerateSse, JobFailed
 from .codec_openai import Completions
 from .job import Busy, Job

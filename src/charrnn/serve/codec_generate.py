@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
-from ..vocab import Vocab
+from ..data.vocab import Vocab
 from .limits import ServeLimits
 from .protocol import Done, End, Event, Failed, JobSpec, Text
 from .schemas import GenerateRequest, check_spec, sampling_options

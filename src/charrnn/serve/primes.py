@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ..model import State
+from ..model.network import State
 
 
 class PrimeCache:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
-from ..picking import SamplingOptions
+from ..generate.picking import SamplingOptions
 
 
 @dataclass

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model import State
-from ..stops import StopMatcher
+from ..generate.stops import StopMatcher
+from ..model.network import State
 from .job import Job
 from .protocol import Text
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from ..errors import CharRNNError
-from ..model import State
-from ..picking import pick_next_row, pick_next_rows
-from ..sample import Sampler
-from ..stops import StopMatcher
+from ..generate.picking import pick_next_row, pick_next_rows
+from ..generate.sampler import Sampler
+from ..generate.stops import StopMatcher
+from ..model.network import State
 from .job import Job, check_room
 from .primes import PrimeCache
 from .protocol import Done, End, Failed

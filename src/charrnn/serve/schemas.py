@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..data.vocab import Vocab
 from ..errors import CharRNNError
-from ..picking import SamplingOptions
+from ..generate.picking import SamplingOptions
 from ..settings import bounds, specs
-from ..vocab import Vocab
 from .limits import ServeLimits
 from .protocol import JobSpec
 

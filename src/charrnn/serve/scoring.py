@@ -3,7 +3,7 @@ scoring a prompt with `max_tokens: 0`)."""
 
 from __future__ import annotations
 
-from ..sample import Sampler
+from ..generate.sampler import Sampler
 
 
 def openai_logprobs(sampler: Sampler, text: str, top: int) -> dict:

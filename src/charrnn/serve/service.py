@@ -12,9 +12,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..ensemble import load_models
 from ..errors import CharRNNError
-from ..sample import Sampler
+from ..generate.sampler import Sampler
+from ..model.ensemble import load_models
 from .job import Job
 from .limits import ServeLimits
 from .remote import ModelProcess

@@ -17,25 +17,12 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
-from ..ensemble import load_models
 from ..errors import CharRNNError
-from ..sample import Sampler
+from ..generate.sampler import Sampler
+from ..model.ensemble import load_models
 from .job import Busy, Job
 from .limits import ServeLimits
-from .protocol import (
-    Broken,
-    Cancel,
-    Counts,
-    Drained,
-    Events,
-    Failed,
-    JobEvents,
-    JobSpec,
-    Ready,
-    Stop,
-    Submit,
-    is_final,
-)
+from .protocol import Broken, Cancel, Counts, Drained, Events, Failed, JobEvents, JobSpec, Ready, Stop, Submit, is_final
 from .scheduler import Scheduler
 
 SEND_EVERY_S = 0.25  # the batch's occupancy and row counts go out at least this often while it runs
