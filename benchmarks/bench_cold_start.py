@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from charrnn.data.dataset import validation_ids
+from charrnn.data.dataset import run_part
 from charrnn.runs.rundir import load_model
 
 from common import print_table, save_results
@@ -70,7 +70,7 @@ def main() -> None:
     for run in args.runs:
         model, vocab, info = load_model(run)
         model.eval()
-        ids = validation_ids(run)
+        ids = run_part(run)
         text = vocab.decode(ids)
         starts = sentence_starts(text, args.primes, args.context, args.length)
         lead = list(vocab.encode("\n")) if "\n" in vocab.chars else []

@@ -23,7 +23,7 @@ import torch
 
 import charrnn
 from bench_quality import make_config, parse_overrides, run_one
-from charrnn.data.dataset import validation_ids
+from charrnn.data.dataset import run_part
 
 from common import CORPORA, print_table, save_results
 
@@ -52,7 +52,7 @@ def score(run_dirs: list[Path]) -> dict:
     model added) and, for three or more, all but one (what each model adds to the others)."""
     samplers = [charrnn.load(run_dir, "best") for run_dir in run_dirs]
     members = [sampler.model for sampler in samplers]
-    val_ids = validation_ids(run_dirs[0])
+    val_ids = run_part(run_dirs[0])
     if any(sampler.vocab != samplers[0].vocab for sampler in samplers):
         raise SystemExit("the runs' vocabularies differ: train them on one text")
 

@@ -30,15 +30,18 @@ def main() -> None:
     meta = session.get_modelmeta().custom_metadata_map
     chars, model = json.loads(meta["charrnn.vocab"]), json.loads(meta["charrnn.model"])
     index = {c: i for i, c in enumerate(chars)}
-    unknown = sorted(set(args.prime) - set(index))
+    byte_level = json.loads(meta.get("charrnn.symbol", '"char"')) == "byte"
+    # A byte model's vocabulary entries are bytes, each as the character of its value.
+    prime = args.prime.encode("utf-8").decode("latin-1") if byte_level else args.prime
+    unknown = sorted(set(prime) - set(index))
     if unknown:
         raise SystemExit(f"characters not in the model's vocabulary: {unknown}")
     names = ["h", "c"] if model["cell"] == "lstm" else ["h"]
     state = {n: np.zeros((model["layers"], 1, model["hidden"]), dtype=np.float32) for n in names}
     rng = np.random.default_rng(args.seed)
-    read = json.loads(meta.get("charrnn.lead_in", '""')) + args.prime or chars[0]
+    read = json.loads(meta.get("charrnn.lead_in", '""')) + prime or chars[0]
     ids = np.array([[index[c] for c in read]], dtype=np.int64)
-    out = [args.prime]
+    out = [prime]
     for _ in range(args.length):
         logits, *new_state = session.run(None, {"ids": ids, **state})
         state = dict(zip(names, new_state, strict=True))
@@ -47,7 +50,8 @@ def main() -> None:
         choice = int(rng.choice(len(chars), p=probs / probs.sum()))
         out.append(chars[choice])
         ids = np.array([[choice]], dtype=np.int64)
-    print("".join(out))
+    text = "".join(out)
+    print(text.encode("latin-1").decode("utf-8", "replace") if byte_level else text)
 
 
 if __name__ == "__main__":

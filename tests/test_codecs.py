@@ -112,7 +112,7 @@ def test_completions_echo_the_prompt_with_its_logprobs_before_the_new_characters
     echoed = {"tokens": ["T", "h"], "token_logprobs": [None, -1.0], "top_logprobs": [None, {"h": -1.0}]}
     spec = Completions.decode(body, LIMITS, VOCAB)
     calls = []
-    out = Completions(body, {"id": "cmpl-1"}, echoed).encode(
+    out = Completions(body, VOCAB, {"id": "cmpl-1"}, echoed).encode(
         spec, [Text(0, "a", [ENTRY]), Done(0, "length", 1), End()], finished(calls)
     )
     choice = out["choices"][0]
@@ -125,7 +125,7 @@ def test_streamed_completions_count_their_characters_and_end_with_done():
     body = CompletionRequest(prompt="The", max_tokens=3, n=2, stream=True)
     spec = Completions.decode(body, LIMITS, VOCAB)
     calls = []
-    chunks = streamed(Completions(body, {"id": "cmpl-2"}).encode_stream, spec, EVENTS, finished(calls))
+    chunks = streamed(Completions(body, VOCAB, {"id": "cmpl-2"}).encode_stream, spec, EVENTS, finished(calls))
     assert chunks[-1] == b"data: [DONE]\n\n"
     choices = [json.loads(c.decode()[len("data: ") :])["choices"][0] for c in chunks[:-1]]
     assert [c["text"] for c in choices] == ["ca", "t", "", "t", ""]

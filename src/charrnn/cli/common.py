@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import shutil
 import sys
 
@@ -42,3 +43,37 @@ def load(args) -> tuple[CharRNN | Ensemble, Vocab, str]:
 def terminal_width() -> int | None:
     """The terminal's columns, when stdout is one (a pipe or a file takes whole lines)."""
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+class SymbolWriter:
+    """Writes a model's symbols to a stream as they come: a character model's as text; a byte model's as
+    the bytes themselves, or, on a terminal, decoded as UTF-8 with invalid sequences replaced (U+FFFD),
+    which `close` then says on stderr."""
+
+    def __init__(self, vocab: Vocab, out=None):
+        self.vocab, self.out = vocab, out or sys.stdout
+        self.decoder = None
+        if vocab.byte_level and (self.out.isatty() or not hasattr(self.out, "buffer")):
+            self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.replaced = False
+
+    def write(self, symbols: str) -> None:
+        if not self.vocab.byte_level:
+            self.out.write(symbols)
+        elif self.decoder is not None:
+            text = self.decoder.decode(symbols.encode("latin-1"))
+            self.replaced |= "\ufffd" in text
+            self.out.write(text)
+        else:
+            self.out.flush()
+            self.out.buffer.write(symbols.encode("latin-1"))
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.decoder is not None:
+            text = self.decoder.decode(b"", final=True)
+            self.replaced |= "\ufffd" in text
+            self.out.write(text)
+        self.out.flush()
+        if self.replaced:
+            print("charrnn: the bytes were not all valid UTF-8; shown with U+FFFD in their place", file=sys.stderr)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from ..data.corpus import iter_chunks, max_chars, read_text
-from ..data.dataset import validation_ids
+from ..data.dataset import run_part
+from ..data.splits import PARTS
 from ..errors import CharRNNError
-from ..generate.evaluation import DYNAMIC_LR, evaluate, evaluate_dynamic
+from ..generate.evaluation import DYNAMIC_LR, EvalResult, evaluate, evaluate_dynamic
 from ..generate.picking import SamplingOptions
 from ..generate.sampler import Sampler
 from ..model.devices import select_device
@@ -17,7 +17,8 @@ from ..runs.metrics import progress_bar
 from ..runs.rundir import RunDir, load_model
 from ..settings import add_flags
 from ..training import allocator
-from .common import add_model_flags, load
+from ..training.config import TrainConfig
+from .common import SymbolWriter, add_model_flags, load
 
 
 def add_sample(commands) -> None:
@@ -49,18 +50,20 @@ def cmd_sample(args) -> int:
     model, vocab, _ = load(args)
     sampler = Sampler(model, vocab)
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
+    prime, stops = vocab.symbols(args.prime), [vocab.symbols(stop) for stop in args.stop]
+    out = SymbolWriter(vocab)
     if args.num_samples == 1:
-        chars = sampler.stream(args.prime, args.length, seed=args.seed, stop=args.stop, **options)  # checks the prime
-        out = sys.stdout
-        out.write(args.prime)
+        chars = sampler.stream(prime, args.length, seed=args.seed, stop=stops, **options)  # checks the prime
+        out.write(prime)
         for char in chars:
             out.write(char)
-            out.flush()
         out.write("\n")
+        out.close()
         return 0
-    samples = sampler.generate_many(args.prime, args.length, args.num_samples, args.seed, args.stop, **options)
+    samples = sampler.generate_many(prime, args.length, args.num_samples, args.seed, stops, **options)
     for index, text in enumerate(samples, 1):
-        print(f"--- sample {index} ---\n{args.prime}{text}")
+        out.write(f"--- sample {index} ---\n{prime}{text}\n")
+    out.close()
     return 0
 
 
@@ -79,9 +82,12 @@ def _sample_each_checkpoint(args) -> int:
     device = select_device(args.device)
     for info in checkpoints:
         sampler = Sampler(*load_model(info.tensors_path, device=device))
-        text = sampler.generate(args.prime, args.length, seed=seed, stop=args.stop, **options)
+        vocab, out = sampler.vocab, SymbolWriter(sampler.vocab)
+        prime, stops = vocab.symbols(args.prime), [vocab.symbols(stop) for stop in args.stop]
+        text = sampler.generate(prime, args.length, seed=seed, stop=stops, **options)
         val = "no validation" if info.val_loss is None else f"validation loss {info.val_loss:.4f}"
-        print(f"--- step {info.step}, {val} ---\n{args.prime}{text}\n", flush=True)
+        out.write(f"--- step {info.step}, {val} ---\n{prime}{text}\n\n")
+        out.close()
     return 0
 
 
@@ -101,21 +107,23 @@ def add_score(commands) -> None:
 
 def cmd_score(args) -> int:
     model, vocab, name = load(args)
-    text = args.text if args.file is None else read_text(args.file)  # as training reads files
+    # a file as training reads files
+    text = vocab.symbols(args.text) if args.file is None else read_text(args.file, as_bytes=vocab.byte_level)
     if args.top < 0:
         raise CharRNNError(f"--top must not be negative, got {args.top}")
     scored = Sampler(model, vocab).score(text, args.top if args.per_char else 0, progress_bar("window"))
     if args.json:
-        print(json.dumps({"model": name, **scored.to_json(per_char=args.per_char)}))
+        print(json.dumps({"model": name, "symbol": vocab.symbol, **scored.to_json(per_char=args.per_char)}))
         return 0
+    unit = vocab.symbol
     print(
-        f"{scored.loss:.4f} nats/char, {scored.bpc:.4f} bits/char; log-probability {scored.total:.2f} nats "
-        f"over {scored.chars:,} characters after the first ({name})"
+        f"{scored.loss:.4f} nats/{unit}, {scored.bpc:.4f} bits/{unit}; log-probability {scored.total:.2f} nats "
+        f"over {scored.chars:,} {unit}s after the first ({name})"
     )
     if args.per_char:
         for entry in scored.to_json(per_char=True)["per_char"]:
-            alternatives = "  ".join(f"{c!r} {lp:.2f}" for c, lp in entry.get("top", {}).items())
-            print(f"{entry['char']!r:>6} {entry['logprob']:8.3f}   {alternatives}")
+            alternatives = "  ".join(f"{vocab.shown(c)} {lp:.2f}" for c, lp in entry.get("top", {}).items())
+            print(f"{vocab.shown(entry['char']):>6} {entry['logprob']:8.3f}   {alternatives}")
     return 0
 
 
@@ -132,6 +140,12 @@ def add_eval(commands) -> None:
         help=f"dynamic evaluation: read the text as one stream, learning from it as it goes, at this SGD "
         f"learning rate (try {DYNAMIC_LR}; docs/experiments.md says how it was chosen); a different measure from plain eval",
     )
+    p.add_argument(
+        "--split",
+        choices=(*PARTS, "all"),
+        help="a part of the run's own text, split as in training (default valid; test only for runs trained with "
+        "--split; all: every part it has); the figure is kept in the run, for runs and info",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files")
     p.add_argument("--errors", default="strict", help="what to do with undecodable bytes: strict, replace, ignore")
@@ -140,22 +154,50 @@ def add_eval(commands) -> None:
 
 def cmd_eval(args) -> int:
     model, vocab, name = load(args)
+    if args.texts and args.split:
+        raise CharRNNError("--split names a part of the run's own text: drop it, or the text files")
     if args.texts:
-        ids = vocab.encode_chunks(iter_chunks(args.texts, args.encoding, args.errors), max_chars(args.texts))
+        chunks = iter_chunks(args.texts, args.encoding, args.errors, as_bytes=vocab.byte_level)
+        result = _evaluated(model, vocab.encode_chunks(chunks, max_chars(args.texts)), args.dynamic_lr)
+        _print_eval(args, result, vocab, name)
+        return 0
+    parts = [args.split or "valid"] if args.split != "all" else _parts_of(args.path)
+    results = {}
+    for part in parts:
+        results[part] = _evaluated(model, run_part(args.path, part), args.dynamic_lr)
+        if not args.also and args.dynamic_lr is None:  # the run's own figure, for runs and info
+            RunDir.of(args.path).record_eval(part, {**results[part].to_json(), "checkpoint": name})
+    if args.split is None:  # as before --split: the validation figure alone
+        _print_eval(args, results["valid"], vocab, f"{name}; {args.path}'s validation text")
+    elif args.json:
+        print(json.dumps({part: result.to_json() for part, result in results.items()}))
     else:
-        ids, name = validation_ids(args.path), f"{name}; {args.path}'s validation text"
+        for part, result in results.items():
+            _print_eval(args, result, vocab, f"{name}; {args.path}'s {part} part")
+    return 0
+
+
+def _parts_of(path) -> list[str]:
+    """The parts a run's text has: a test part only with --split."""
+    config = TrainConfig.from_json(RunDir.of(path).read("give the text to evaluate")["train"])
+    return list(PARTS) if config.split else ["train", "valid"]
+
+
+def _evaluated(model, ids, dynamic_lr: float | None) -> EvalResult:
     if len(ids) < 2:
-        raise CharRNNError("text too short to evaluate: need at least two characters")
+        raise CharRNNError("text too short to evaluate: need at least two symbols")
     # After reading the text, so that its temporary buffers still go back to the system.
     allocator.keep_freed_memory()
     bar = progress_bar("window")
-    if args.dynamic_lr is None:
-        result = evaluate(model, ids, progress=bar)
-    else:
-        result = evaluate_dynamic(model, ids, args.dynamic_lr, progress=bar)
-    how = "" if args.dynamic_lr is None else f", dynamic evaluation at lr {args.dynamic_lr:g}"
+    if dynamic_lr is None:
+        return evaluate(model, ids, progress=bar)
+    return evaluate_dynamic(model, ids, dynamic_lr, progress=bar)
+
+
+def _print_eval(args, result: EvalResult, vocab, name: str) -> None:
     if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        print(f"{result.loss:.4f} nats/char, {result.bpc:.4f} bits/char over {result.chars:,} characters ({name}{how})")
-    return 0
+        print(json.dumps({**result.to_json(), "symbol": vocab.symbol}))
+        return
+    how = "" if args.dynamic_lr is None else f", dynamic evaluation at lr {args.dynamic_lr:g}"
+    unit = vocab.symbol
+    print(f"{result.loss:.4f} nats/{unit}, {result.bpc:.4f} bits/{unit} over {result.chars:,} {unit}s ({name}{how})")

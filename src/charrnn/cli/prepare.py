@@ -19,6 +19,11 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", default="utf-8", help="text encoding of the files (default utf-8)")
     p.add_argument("--errors", default="strict", help="what to do with undecodable bytes: strict, replace, ignore")
     p.add_argument(
+        "--bytes",
+        action="store_true",
+        help="read the files as raw bytes: one symbol per byte, nothing decoded or translated (train with --bytes)",
+    )
+    p.add_argument(
         "--chunk-chars", type=int, default=CHUNK_CHARS, help=f"characters read at a time (default {CHUNK_CHARS:,})"
     )
 
@@ -33,7 +38,9 @@ def run(args) -> int:
     if args.chunk_chars <= 0:
         raise CharRNNError(f"--chunk-chars must be positive, got {args.chunk_chars}")
     start = time.perf_counter()
-    prepared = prepare(args.texts, args.out, args.encoding, args.errors, args.chunk_chars)
+    if args.bytes and (args.encoding, args.errors) != ("utf-8", "strict"):
+        raise CharRNNError("--bytes reads the files' bytes as they are: drop --encoding and --errors")
+    prepared = prepare(args.texts, args.out, args.encoding, args.errors, args.chunk_chars, args.bytes)
     info = describe(prepared)
     print(
         f"prepared {prepared.path}: {prepared.chars:,} characters, vocabulary {info['vocab_size']} "

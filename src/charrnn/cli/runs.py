@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 
 from ..data.prepared import is_prepared
+from ..data.splits import PARTS
+from ..data.vocab import Vocab
 from ..errors import CharRNNError
 from ..model.network import ModelConfig, parameters_of
 from ..runs import checkpoint as ckpt
@@ -38,7 +40,7 @@ def run_info(path: Path) -> dict:
     run = run_dir.read("") if run_dir.has_run_file() else {}
     newest = checkpoints[-1] if checkpoints else None
     model_json = newest.meta["model"] if newest else run.get("train", {}).get("model", {})
-    vocab = run.get("vocab") or newest.meta["vocab"]
+    vocab = Vocab.from_json(run.get("vocab") or newest.meta["vocab"])
     config = ModelConfig.from_json(model_json).for_vocab(len(vocab))
     params = parameters_of(config)
     vals = [c.val_loss for c in checkpoints if c.val_loss is not None]
@@ -48,13 +50,15 @@ def run_info(path: Path) -> dict:
         "step": newest.step if newest else 0,
         "params": params,
         "vocab_size": config.vocab_size,
-        "vocab": "".join(vocab),
+        "vocab": "".join(vocab.chars),
+        "symbol": vocab.symbol,
         "best_val_loss": min(vals) if vals else None,
         "train_loss": newest.meta.get("train_loss") if newest else None,
         "elapsed_s": newest.meta.get("elapsed_s") if newest else None,
         "environment": run.get("environment"),
         "choice": run.get("choice"),  # what the time budget chose, when it chose (budget.py)
         "checkpoints": [{"path": str(c.tensors_path), "step": c.step, "val_loss": c.val_loss} for c in checkpoints],
+        **run_dir.evals(),  # {"test": {"loss", "bpc", "symbols", ...}} once `charrnn eval --split test` ran
     }
 
 
@@ -72,8 +76,14 @@ def cmd_info(args) -> int:
         print(
             f"chosen for a {info['choice']['budget']:g} s budget: {info['choice']['setting']}, {info['choice']['reason']}"
         )
+    unit = info["symbol"]
     if info["best_val_loss"] is not None:
-        print(f"best validation loss: {info['best_val_loss']:.4f} nats/char")
+        print(f"best validation loss: {info['best_val_loss']:.4f} nats/{unit}")
+    for part in PARTS:
+        if part in info:
+            figure = info[part]
+            print(f"{part} ({figure['checkpoint']}): {figure['loss']:.4f} nats/{unit}, {figure['bpc']:.4f} bits/{unit} "
+                  f"over {figure['symbols']:,} {unit}s")  # fmt: skip
     for c in info["checkpoints"]:
         val = "" if c["val_loss"] is None else f"  val {c['val_loss']:.4f}"
         print(f"  step {c['step']:>7}{val}  {c['path']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.splits import split_flag
 from ..runs.listing import table_lines
 from ..settings import duration
 from .common import terminal_width
@@ -30,7 +31,10 @@ def add_sweep(commands) -> None:
     )
     p.add_argument("--ensemble", type=int, default=0, metavar="K", help="also score the best K averaged")
     p.add_argument(
-        "--test-fraction", type=float, default=0.0, help="set aside this tail of the text to score the choice on"
+        "--split",
+        type=split_flag,
+        metavar="TRAIN,VAL,TEST",
+        help="every variant's training, validation and test parts (as train --split); the choice is scored on the test part",
     )
     p.set_defaults(run=cmd_sweep)
 
@@ -48,7 +52,7 @@ def cmd_sweep(args) -> int:
         seed=args.seed,
         workers=args.workers,
         ensemble=args.ensemble,
-        test_fraction=args.test_fraction,
+        split=args.split,
     )
     result = sweep(config, report=lambda line: print(line, flush=True))
     print()
@@ -59,10 +63,6 @@ def cmd_sweep(args) -> int:
     print(f"\nbest: {result.best} ({val})")
     if result.ensemble_val is not None:
         print(f"the best {args.ensemble} averaged: validation {result.ensemble_val:.4f} nats/char")
-    test = dict(result.test)
-    left_out = test.pop("left_out", 0)
-    for which, loss in test.items():
-        print(f"test text ({args.test_fraction:g} of the text, seen by no choice), {which}: {loss:.4f} nats/char")
-    if left_out:
-        print(f"({left_out} test characters that no model's vocabulary holds were left out)")
+    for which, loss in result.test.items():
+        print(f"test part (--split {args.split}, seen by no choice), {which}: {loss:.4f} nats/symbol")
     return 0

@@ -26,7 +26,7 @@ T = TypeVar("T", bound=Sequence)
 CHUNK_CHARS = 1 << 22  # texts are read and encoded in pieces this long, so memory stays near the ids
 
 
-def _check_file(path: Path, encoding: str) -> None:
+def _check_file(path: Path, encoding: str, as_bytes: bool = False) -> None:
     if not path.exists():
         raise CharRNNError(f"{path}: no such file")
     if path.is_dir():
@@ -38,7 +38,7 @@ def _check_file(path: Path, encoding: str) -> None:
         raise CharRNNError(f"{path}: cannot read ({exc.strerror})") from exc
     if not head:
         raise CharRNNError(f"{path}: file is empty")
-    if b"\x00" in head and not encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+    if b"\x00" in head and not as_bytes and not encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
         raise CharRNNError(f"{path}: looks like a binary file (it holds NUL bytes), not text")
 
 
@@ -58,10 +58,17 @@ def _decode_error_message(path: Path, encoding: str) -> str:
 
 
 def iter_chunks(
-    paths: Sequence[str | os.PathLike], encoding: str = "utf-8", errors: str = "strict", chunk_chars: int = CHUNK_CHARS
+    paths: Sequence[str | os.PathLike],
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    chunk_chars: int = CHUNK_CHARS,
+    as_bytes: bool = False,
 ) -> Iterator[str]:
     """The text of `paths` in order, piece by piece, with universal newlines ("\r\n" and "\r" become
-    "\n") and each file starting on a new line."""
+    "\n") and each file starting on a new line. `as_bytes`: each byte as one symbol (latin-1, which maps
+    every byte to the code point of its value), nothing translated; `encoding` and `errors` unused."""
+    if as_bytes:
+        encoding, errors = "latin-1", "strict"
     if not paths:
         raise CharRNNError("no text files given")
     try:
@@ -70,13 +77,13 @@ def iter_chunks(
     except LookupError as exc:
         raise CharRNNError(f"unknown encoding {encoding!r} or errors mode {errors!r}") from exc
     for path in map(Path, paths):
-        _check_file(path, encoding)
+        _check_file(path, encoding, as_bytes)
     last = "\n"
     for path in map(Path, paths):
         if last != "\n":
             yield "\n"
         try:
-            with open(path, encoding=encoding, errors=errors, newline=None) as f:
+            with open(path, encoding=encoding, errors=errors, newline="" if as_bytes else None) as f:
                 while chunk := f.read(chunk_chars):
                     last = chunk[-1]
                     yield chunk
@@ -93,9 +100,9 @@ def max_chars(paths: Sequence[str | os.PathLike]) -> int:
     return sum(Path(p).stat().st_size for p in paths if Path(p).is_file()) + len(paths)
 
 
-def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Read one file as text with universal newlines."""
-    return "".join(iter_chunks([path], encoding, errors))
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict", as_bytes: bool = False) -> str:
+    """Read one file as text with universal newlines (or, `as_bytes`, as its bytes' symbols)."""
+    return "".join(iter_chunks([path], encoding, errors, as_bytes=as_bytes))
 
 
 def train_val_split(seq: T, val_fraction: float) -> tuple[T, T]:

@@ -61,18 +61,21 @@ def prepare(
     encoding: str = "utf-8",
     errors: str = "strict",
     chunk_chars: int = CHUNK_CHARS,
+    as_bytes: bool = False,
 ) -> Prepared:
-    """Encodes `texts` into the prepared corpus `out` (which must not exist yet)."""
+    """Encodes `texts` into the prepared corpus `out` (which must not exist yet); `as_bytes`: a symbol per
+    byte, as `train --bytes` reads files."""
     out = Path(out)
     if out.exists():
         raise CharRNNError(f"{out} already exists; prepare writes a new directory (remove it or choose another)")
     sources = [Path(t) for t in texts]
-    vocab = Vocab.from_chunks(iter_chunks(sources, encoding, errors, chunk_chars))
+    vocab = Vocab.from_chunks(iter_chunks(sources, encoding, errors, chunk_chars, as_bytes), as_bytes)
     building = out.with_name(f".tmp-{os.getpid()}-{out.name}")
     try:
         building.mkdir(parents=True)
-        chars, digest = _write_ids(iter_chunks(sources, encoding, errors, chunk_chars), vocab, building / IDS)
-        atomic_write_json(building / VOCAB, {"chars": "".join(vocab.chars)})
+        chunks = iter_chunks(sources, encoding, errors, chunk_chars, as_bytes)
+        chars, digest = _write_ids(chunks, vocab, building / IDS)
+        atomic_write_json(building / VOCAB, {"chars": "".join(vocab.chars), "bytes": as_bytes})
         manifest = {
             "program": "charrnn",
             "kind": KIND,
@@ -83,7 +86,7 @@ def prepare(
             "vocab_sha256": hashlib.sha256("".join(vocab.chars).encode("utf-8", "surrogatepass")).hexdigest(),
             "ids_sha256": digest,
             "sources": [{"path": str(s.resolve()), "bytes": s.stat().st_size} for s in sources],
-            "encoding": encoding,
+            "encoding": "bytes" if as_bytes else encoding,
             "errors": errors,
         }
         atomic_write_json(building / MANIFEST, manifest)  # last: a directory without it is no corpus
@@ -123,8 +126,8 @@ def open_prepared(path: str | os.PathLike) -> Prepared:
             f"{manifest.get('format')!r}; this charrnn reads format {FORMAT}); prepare it again"
         )
     try:
-        chars = read_json(path / VOCAB, "prepared corpus vocabulary")["chars"]
-        vocab = Vocab(tuple(chars))
+        stored = read_json(path / VOCAB, "prepared corpus vocabulary")
+        vocab = Vocab(tuple(stored["chars"]), byte_level=bool(stored.get("bytes", False)))
         itemsize = np.dtype(manifest["dtype"]).itemsize
         size = (path / IDS).stat().st_size
     except (KeyError, TypeError, OSError) as exc:

@@ -1,7 +1,10 @@
 """`Vocab`: the model's characters in code-point order, and text <-> id arrays.
 
 Sorted order (not `set()` order, which changes between processes) makes the same text give the
-same vocabulary everywhere. Ids are stored in the narrowest unsigned dtype that holds them, so an
+same vocabulary everywhere. A byte-level vocabulary (`--bytes`) holds byte values: its symbols are
+strings with one character per byte (the byte's value as a code point, as latin-1 decodes), so every
+stage handles them as text; `symbols` and `to_bytes`/`readable` convert at the edges, where a user's
+text comes in and where bytes go out. Ids are stored in the narrowest unsigned dtype that holds them, so an
 encoded corpus costs one byte per character for ordinary text.
 """
 
@@ -42,19 +45,44 @@ def id_dtype(vocab_size: int) -> np.dtype:
 @dataclass(frozen=True)
 class Vocab:
     chars: tuple[str, ...]
+    byte_level: bool = False  # the symbols are byte values (chr(0)..chr(255)), not characters
 
     def __post_init__(self):
         if not self.chars:
             raise CharRNNError("vocabulary is empty")
         if list(self.chars) != sorted(set(self.chars)) or any(len(c) != 1 for c in self.chars):
             raise CharRNNError("vocabulary must be distinct single characters in code-point order")
+        if self.byte_level and ord(self.chars[-1]) > 255:
+            raise CharRNNError("a byte vocabulary holds values 0 to 255 only")
+
+    @property
+    def symbol(self) -> str:
+        """What one id stands for, as figures name it: "byte" or "char"."""
+        return "byte" if self.byte_level else "char"
+
+    def symbols(self, text: str) -> str:
+        """A user's text as this vocabulary's symbols: itself, or for bytes its UTF-8 bytes."""
+        return text.encode("utf-8", "surrogateescape").decode("latin-1") if self.byte_level else text
+
+    def to_bytes(self, symbols: str) -> bytes:
+        """Symbols as the bytes to write out: for bytes exactly those bytes, for characters UTF-8."""
+        return symbols.encode("latin-1") if self.byte_level else symbols.encode("utf-8", "surrogateescape")
+
+    def shown(self, symbol: str) -> str:
+        """One symbol as a listing shows it: a character's repr, a byte's (b'a', b'\\xc3')."""
+        return repr(symbol.encode("latin-1")) if self.byte_level else repr(symbol)
+
+    def readable(self, symbols: str) -> str:
+        """Symbols as text to show: for bytes decoded as UTF-8, invalid sequences replaced (U+FFFD)."""
+        return symbols.encode("latin-1").decode("utf-8", "replace") if self.byte_level else symbols
 
     @classmethod
-    def from_text(cls, text: str) -> Vocab:
-        return cls.from_chunks(text[start : start + _CHUNK_CHARS] for start in range(0, len(text), _CHUNK_CHARS))
+    def from_text(cls, text: str, as_bytes: bool = False) -> Vocab:
+        pieces = (text[start : start + _CHUNK_CHARS] for start in range(0, len(text), _CHUNK_CHARS))
+        return cls.from_chunks(pieces, as_bytes)
 
     @classmethod
-    def from_chunks(cls, chunks: Iterable[str]) -> Vocab:
+    def from_chunks(cls, chunks: Iterable[str], as_bytes: bool = False) -> Vocab:
         """The vocabulary of a text given in pieces (so it never has to be in memory whole): code points
         below 65,536 are counted in a table, the rare ones above by `np.unique`."""
         dense = np.zeros(_DENSE, dtype=np.int64)
@@ -71,7 +99,7 @@ class Vocab:
         seen = [int(cp) for cp in np.nonzero(dense)[0]] + sorted(rare)
         if not seen:
             raise CharRNNError("cannot build a vocabulary from empty text")
-        return cls(tuple(chr(cp) for cp in seen))
+        return cls(tuple(chr(cp) for cp in seen), byte_level=as_bytes)
 
     def __len__(self) -> int:
         return len(self.chars)
@@ -134,19 +162,25 @@ class Vocab:
         return out[:used]
 
     def _unknown_message(self, unknown_cps: np.ndarray) -> str:
-        names = ", ".join(repr(chr(cp)) for cp in np.unique(unknown_cps)[:10].tolist())
+        names = ", ".join(self.shown(chr(cp)) for cp in np.unique(unknown_cps)[:10].tolist())
         more = "" if len(np.unique(unknown_cps)) <= 10 else " and more"
-        return f"characters not in the model's vocabulary: {names}{more}"
+        return f"{'bytes' if self.byte_level else 'characters'} not in the model's vocabulary: {names}{more}"
 
     def decode(self, ids) -> str:
         chars = self.chars
         return "".join(chars[i] for i in np.asarray(ids).reshape(-1).tolist())
 
-    def to_json(self) -> list[str]:
-        return list(self.chars)
+    def to_json(self) -> list[str] | dict:
+        """The characters as a list (as every run has saved them), or for bytes {"bytes": [values]}."""
+        return {"bytes": [ord(c) for c in self.chars]} if self.byte_level else list(self.chars)
 
     @classmethod
     def from_json(cls, data) -> Vocab:
+        if isinstance(data, dict) and isinstance(data.get("bytes"), list):
+            values = data["bytes"]
+            if not all(isinstance(v, int) and 0 <= v <= 255 for v in values):
+                raise CharRNNError("byte vocabulary in checkpoint metadata holds values outside 0-255")
+            return cls(tuple(chr(v) for v in values), byte_level=True)
         if not isinstance(data, list) or not all(isinstance(c, str) for c in data):
             raise CharRNNError("vocabulary in checkpoint metadata is not a list of characters")
         return cls(tuple(data))

@@ -47,7 +47,7 @@ class EvalResult:
         return self.loss / LN2
 
     def to_json(self) -> dict:
-        report = {"loss": self.loss, "bpc": self.bpc, "chars": self.chars}
+        report = {"loss": self.loss, "bpc": self.bpc, "chars": self.chars, "symbols": self.chars}
         return report if self.dynamic_lr is None else {**report, "dynamic_lr": self.dynamic_lr}
 
 

@@ -69,6 +69,7 @@ def export_onnx(model: CharRNN, vocab: Vocab, out: str | os.PathLike) -> Path:
         proto = onnx.load(str(temporary))
         meta = {"vocab": json.dumps("".join(vocab.chars)), "model": json.dumps(config.to_json()), "exporter": EXPORTER}
         meta["lead_in"] = json.dumps(vocab.lead_in)  # what a prime is read after (vocab.py)
+        meta["symbol"] = json.dumps(vocab.symbol)  # "byte": each vocabulary entry is the byte of its code point
         for key, value in meta.items():
             proto.metadata_props.add(key=f"charrnn.{key}", value=value)
         onnx.checker.check_model(proto)

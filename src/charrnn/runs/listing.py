@@ -31,6 +31,7 @@ class RunRow:
     best_val_loss: float | None
     state: str  # finished, stopped or running
     reason: str | None  # why it finished or stopped, as saved with its last checkpoint
+    test_loss: float | None = None  # what `charrnn eval --split test` measured, once it has
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -69,6 +70,10 @@ def _row(root: Path, path: Path) -> RunRow | None:
     reason = None if running else newest.get("stopped_by")
     state = "running" if running else "finished" if reason in FINISHED else "stopped"
     params = parameters_of(config.model)
+    try:
+        test_loss = run_dir.evals().get("test", {}).get("loss")
+    except (CharRNNError, AttributeError):
+        test_loss = None  # an unreadable evals.json leaves the column empty, not the table
     return RunRow(
         name=str(path.relative_to(root)) if path != root else path.name,
         flags=config.flat(),
@@ -78,6 +83,7 @@ def _row(root: Path, path: Path) -> RunRow | None:
         elapsed_s=newest.get("elapsed_s"),
         last_val_loss=vals[-1] if vals else None,
         best_val_loss=best,
+        test_loss=test_loss,
         state=state,
         reason=reason,
     )
@@ -92,13 +98,15 @@ def table_lines(rows: list[RunRow], width: int | None = None) -> list[str]:
     def loss(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
+    tested = any(row.test_loss is not None for row in rows)
     fixed = [
         [f"{row.params:,}", str(row.step), "-" if row.epoch is None else f"{row.epoch:.2f}",
          "-" if row.elapsed_s is None else f"{row.elapsed_s:.0f}s", loss(row.last_val_loss),
-         loss(row.best_val_loss), row.state + (f" ({row.reason})" if row.reason else "")]
+         loss(row.best_val_loss), *([loss(row.test_loss)] if tested else []),
+         row.state + (f" ({row.reason})" if row.reason else "")]
         for row in rows
     ]  # fmt: skip
-    header = ["params", "steps", "epochs", "time", "last val", "best val", "state"]
+    header = ["params", "steps", "epochs", "time", "last val", "best val", *(["test"] if tested else []), "state"]
     flags = {name: [cell(row.flags.get(name)) for row in rows] for name in varying}
     while True:
         table = [["run", *flags, *header]]

@@ -67,6 +67,19 @@ class RunDir:
     def write(self, run: dict) -> None:
         atomic_write_json(self.run_file, {"program": ckpt.PROGRAM, "format": ckpt.FORMAT_VERSION, **run})
 
+    # -- evals.json: what `charrnn eval` measured on the run's own parts -------------------------------
+
+    @property
+    def evals_file(self) -> Path:
+        return self.path / "evals.json"
+
+    def evals(self) -> dict:
+        """{part: {"loss", "bpc", "symbols", "checkpoint", ...}} for each part evaluated so far."""
+        return read_json(self.evals_file, "charrnn evaluations") if self.evals_file.is_file() else {}
+
+    def record_eval(self, part: str, result: dict) -> None:
+        atomic_write_json(self.evals_file, {**self.evals(), part: result})
+
     # -- checkpoints ------------------------------------------------------------------------------
 
     def checkpoints(self) -> list[CheckpointInfo]:

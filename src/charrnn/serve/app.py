@@ -208,7 +208,7 @@ def _add_generation_routes(app: FastAPI, service: Service, guarded: list) -> Non
         if body.echo:
             echoed = await asyncio.to_thread(openai_logprobs, loaded.sampler, spec.prime, spec.logprobs)
         meta = {"id": f"cmpl-{os.urandom(8).hex()}", "created": int(time.time()), "model": loaded.name}
-        codec = Completions(body, meta, echoed)
+        codec = Completions(body, loaded.sampler.vocab, meta, echoed)
         job, woken = submitted(spec)
         if spec.stream:
             chunks = codec.encode_stream(spec, reader.events(job, woken, gather=True), finish(job))

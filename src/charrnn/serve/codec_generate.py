@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
@@ -19,17 +20,33 @@ class JobFailed(Exception):
     """The job's `Failed` event, met while collecting a response that is not streamed (a 500)."""
 
 
-class Collected:
-    """A job's rows as its events build them: texts, finish reasons, logprob entries, characters made."""
+class Readable:
+    """Rows' symbols as text for JSON: a character model's as they are; a byte model's decoded as UTF-8
+    row by row as they arrive (a sequence cut between two events is completed by the next), invalid
+    sequences replaced with U+FFFD."""
 
-    def __init__(self, rows: int):
+    def __init__(self, vocab: Vocab, rows: int):
+        decoder = codecs.getincrementaldecoder("utf-8")
+        self.decoders = [decoder("replace") for _ in range(rows)] if vocab.byte_level else None
+
+    def text(self, row: int, symbols: str, final: bool = False) -> str:
+        if self.decoders is None:
+            return symbols
+        return self.decoders[row].decode(symbols.encode("latin-1"), final=final)
+
+
+class Collected:
+    """A job's rows as its events build them: texts, finish reasons, logprob entries, symbols made."""
+
+    def __init__(self, rows: int, vocab: Vocab):
         self.texts, self.reasons = [""] * rows, [None] * rows
         self.logprobs: list[list] = [[] for _ in range(rows)]
         self.made = [0] * rows
+        self.readable = Readable(vocab, rows)
 
     @classmethod
-    def of(cls, rows: int, events: Iterable[Event]) -> Collected:
-        collected = cls(rows)
+    def of(cls, rows: int, vocab: Vocab, events: Iterable[Event]) -> Collected:
+        collected = cls(rows, vocab)
         for event in events:
             collected.add(event)
         return collected
@@ -37,9 +54,10 @@ class Collected:
     def add(self, event: Event) -> None:
         match event:
             case Text(row, text, entries):
-                self.texts[row] += text
+                self.texts[row] += self.readable.text(row, text)
                 self.logprobs[row] += entries
             case Done(row, reason, made):
+                self.texts[row] += self.readable.text(row, "", final=True)
                 self.reasons[row], self.made[row] = reason, made
             case Failed(message):
                 raise JobFailed(message)
@@ -57,12 +75,12 @@ class GenerateJson:
         """The job `body` asks for, or `Rejected` naming the fields the server will not take."""
         options = sampling_options(body.temperature, body.top_k, body.top_p, body.greedy)
         spec = JobSpec(
-            body.prime,
+            self.vocab.symbols(body.prime),
             body.max_new_chars,
             options,
             body.seed,
             body.num_samples,
-            tuple(body.stop),
+            tuple(map(self.vocab.symbols, body.stop)),
             body.logprobs,
             stream=self.stream,
         )
@@ -71,7 +89,7 @@ class GenerateJson:
 
     def encode(self, spec: JobSpec, events: Iterable[Event], finish: Finish) -> dict:
         """The response body for the job's events (`JobFailed` if it failed)."""
-        result = Collected.of(spec.num_samples, events)
+        result = Collected.of(spec.num_samples, self.vocab, events)
         out = {
             "texts": result.texts,
             "finish_reasons": result.reasons,
@@ -93,14 +111,17 @@ class GenerateSse(GenerateJson):
         self, spec: JobSpec, events: AsyncIterable[Event | None], finish: Finish
     ) -> AsyncIterator[bytes]:
         """The stream's bytes for the job's events (None: a ping)."""
-        result = Collected(spec.num_samples)
+        result = Collected(spec.num_samples, self.vocab)
         async for event in events:
             match event:
                 case None:
                     yield b": ping\n\n"
                 case Text(row, text, entries):
+                    text = result.readable.text(row, text)
                     yield sse({"index": row, "text": text, **({"logprobs": entries} if entries else {})})
-                case Done():
+                case Done(row):
+                    if tail := result.readable.text(row, "", final=True):
+                        yield sse({"index": row, "text": tail})
                     result.add(event)
                 case Failed(message):
                     yield sse({"error": message}, "error")

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
 from ..data.vocab import Vocab
-from .codec_generate import Collected
+from .codec_generate import Collected, Readable
 from .limits import ServeLimits
 from .protocol import Done, End, Event, Failed, JobSpec, Text
 from .schemas import CompletionRequest, Rejected, check_spec, sampling_options
@@ -21,8 +21,8 @@ class Completions:
     """One completion request's codec: `meta` (id, created, model) heads every body or chunk; `echoed`,
     when the request echoes its prompt, is the prompt's own logprobs object (`scoring.openai_logprobs`)."""
 
-    def __init__(self, body: CompletionRequest, meta: dict, echoed: dict | None = None):
-        self.body, self.meta, self.echoed = body, meta, echoed
+    def __init__(self, body: CompletionRequest, vocab: Vocab, meta: dict, echoed: dict | None = None):
+        self.body, self.vocab, self.meta, self.echoed = body, vocab, meta, echoed
 
     @staticmethod
     def decode(body: CompletionRequest, limits: ServeLimits, vocab: Vocab) -> JobSpec:
@@ -33,20 +33,22 @@ class Completions:
             raise Rejected([{"loc": ["body", "prompt"], "msg": str(exc), "type": "value_error"}]) from None
         options = sampling_options(body.temperature, body.top_k, body.top_p, False)
         logprobs = body.logprobs or 0
-        spec = JobSpec(prompt, body.max_tokens, options, body.seed, body.n, tuple(body.stops()), logprobs, body.stream)
+        stops = tuple(map(vocab.symbols, body.stops()))
+        spec = JobSpec(vocab.symbols(prompt), body.max_tokens, options, body.seed, body.n, stops, logprobs, body.stream)
         check_spec(spec, limits, vocab, FIELD_NAMES)
         return spec
 
     def encode(self, spec: JobSpec, events: Iterable[Event], finish: Callable[[int], dict]) -> dict:
         """The response body for the job's events (`JobFailed` if it failed)."""
-        result, echo = Collected.of(spec.num_samples, events), self.body.echo
+        result, echo = Collected.of(spec.num_samples, self.vocab, events), self.body.echo
+        prompt = self.body.prompt_text()
         choices = []
         for index in range(spec.num_samples):
             logprobs = None
             if self.body.logprobs is not None:
                 logprobs = logprobs_object(result.logprobs[index], self.echoed, len(spec.prime) if echo else 0)
             choices.append({
-                "text": (spec.prime if echo else "") + result.texts[index],
+                "text": (prompt if echo else "") + result.texts[index],
                 "index": index,
                 "logprobs": logprobs,
                 "finish_reason": result.reasons[index],
@@ -62,17 +64,17 @@ class Completions:
         """The stream's chunks for the job's events (None: a ping), the echoed prompt first."""
         if self.body.echo:
             for index in range(spec.num_samples):
-                yield self.chunk(index, spec.prime, None, None)
-        made = 0
+                yield self.chunk(index, self.body.prompt_text(), None, None)
+        made, readable = 0, Readable(self.vocab, spec.num_samples)
         async for event in events:
             match event:
                 case None:
                     yield b": ping\n\n"
                 case Text(row, text, entries):
-                    yield self.chunk(row, text, None, entries)
+                    yield self.chunk(row, readable.text(row, text), None, entries)
                 case Done(row, reason, count):
                     made += count
-                    yield self.chunk(row, "", reason, [])
+                    yield self.chunk(row, readable.text(row, "", final=True), reason, [])
                 case Failed(message):
                     yield _data({"error": {"message": message, "type": "server_error"}})
                 case End():

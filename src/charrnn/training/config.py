@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from ..data.splits import Split, split_flag
 from ..errors import CharRNNError, setting
 from ..model.network import MODEL_FLAGS, ModelConfig
 from ..settings import check, checkpoint_count, duration, fraction, non_negative, option, positive
@@ -72,6 +73,13 @@ class TrainConfig:
     )
     tensorboard: str | None = option(None, "also log to TensorBoard, in DIR/<run name>", metavar="DIR")
     val_fraction: float = fraction(0.1, "share of the text, from its end, for validation")
+    split: str | None = option(
+        None,
+        "training, validation and test parts in file order, as fractions (0.9,0.05,0.05) or symbol counts "
+        "(90M,5M,5M); replaces --val-fraction; the test part is read only by charrnn eval --split test",
+        parse=split_flag,
+        metavar="TRAIN,VAL,TEST",
+    )
     val_texts: tuple[str, ...] = ()  # a separate validation text (then all of `texts` trains); cli.py's --val-text
     # the validation tail's cap: a 1 GB corpus validates on 5 MB, not 100
     val_max_chars: int = positive(5_000_000, "at most this many characters of validation text, from the end")
@@ -97,6 +105,9 @@ class TrainConfig:
     )
     encoding: str = option("utf-8", "text encoding of the files")
     errors: str = option("strict", "what to do with undecodable bytes: strict, replace, ignore")
+    bytes: bool = option(
+        False, "read the files as raw bytes: one symbol per byte, nothing decoded or translated (as enwik8 counts)"
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "texts", tuple(str(t) for t in self.texts))
@@ -104,6 +115,12 @@ class TrainConfig:
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
             object.__setattr__(self, "time_budget", DEFAULT_TIME_BUDGET_S)
         check(self)
+        if self.split is not None:
+            Split.parse(self.split)
+            if self.val_texts:
+                raise CharRNNError("--split and --val-text both choose the validation text; give one")
+        if self.bytes and (self.encoding, self.errors) != ("utf-8", "strict"):
+            raise CharRNNError("--bytes reads the files' bytes as they are: drop --encoding and --errors")
 
     def to_json(self) -> dict:
         return asdict(self)

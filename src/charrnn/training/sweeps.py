@@ -6,8 +6,8 @@ time budget would rank variants by how busy the machine was, so each variant's t
 first timed alone (rounds interleaved) and each then trains for the steps it would fit into the
 budget. The plan (variants and their steps) is saved in OUT/sweep.json: the same command again skips
 finished variants, resumes interrupted ones from their newest checkpoint, and starts the rest.
-With a test fraction, the text's tail is set aside first (OUT/data/test.txt): no variant trains or
-validates on it, and only the chosen run (and ensemble) is scored there.
+With `--split TRAIN,VAL,TEST` every variant trains with that split (`data/splits.py`): no variant
+trains or validates on the test part, and only the chosen run (and ensemble) is scored there.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from ..data.corpus import iter_chunks, train_val_split
-from ..data.dataset import prepare_data, validation_ids
+from ..data.dataset import prepare_data, run_part
+from ..data.splits import Split
 from ..errors import CharRNNError
 from ..generate.evaluation import evaluate
 from ..model.ensemble import load_ensemble
@@ -78,14 +78,14 @@ class SweepConfig:
     seed: int = 1  # of the random draw
     workers: int = 1
     ensemble: int = 0  # also average the best K
-    test_fraction: float = 0.0
+    split: str | None = None  # every variant's --split; the choice is then scored on its test part
     base: dict = field(default_factory=dict)  # flags every variant shares
 
     def __post_init__(self):
         if self.budget <= 0 or self.workers <= 0 or self.ensemble < 0:
             raise CharRNNError("--budget and --workers must be positive, --ensemble not negative")
-        if not 0.0 <= self.test_fraction < 0.5:
-            raise CharRNNError(f"--test-fraction must be in [0, 0.5), got {self.test_fraction}")
+        if self.split is not None:
+            Split.parse(self.split)
         if self.trials is not None and (not self.random or self.trials <= 0):
             raise CharRNNError("--trials N draws N variants at random: give it with --random, N positive")
         if not self.sets:
@@ -97,7 +97,7 @@ class SweepResult:
     rows: list[RunRow]  # best validation first
     best: Path
     ensemble_val: float | None = None
-    test: dict = field(default_factory=dict)  # "best", "ensemble": test loss in nats/char; "left_out": unseen chars
+    test: dict = field(default_factory=dict)  # "best", "ensemble": loss on the test part, in nats/symbol
 
 
 def variants(config: SweepConfig) -> list[dict]:
@@ -116,7 +116,8 @@ def variant_name(flags: dict) -> str:
 def variant_config(config: SweepConfig, texts: tuple[str, ...], flags: dict, steps: int | None) -> TrainConfig:
     stop = {"max_steps": steps} if steps else {"time_budget": config.budget}
     out = Path(config.out) / "runs" / variant_name(flags)
-    return TrainConfig(texts=texts, out=str(out), **stop).with_flags({**config.base, **flags})
+    split = {"split": config.split} if config.split else {}
+    return TrainConfig(texts=texts, out=str(out), **stop, **split).with_flags({**config.base, **flags})
 
 
 def step_seconds(configs: list[TrainConfig], rounds: int = 3, steps: int = 5) -> list[float]:
@@ -128,21 +129,6 @@ def step_seconds(configs: list[TrainConfig], rounds: int = 3, steps: int = 5) ->
         for index, trainer in enumerate(trainers):
             times[index].append(statistics.fmean(timed_steps(trainer, steps)))
     return [statistics.median(t) for t in times]
-
-
-def _texts(config: SweepConfig) -> tuple[tuple[str, ...], Path | None]:
-    """The training texts, and the test text set aside (written once, under OUT/data/)."""
-    if not config.test_fraction:
-        return tuple(str(Path(t).resolve()) for t in config.texts), None
-    data = Path(config.out) / "data"
-    train_path, test_path = data / "train.txt", data / "test.txt"
-    if not test_path.exists():
-        whole = "".join(iter_chunks(config.texts))
-        kept, test = train_val_split(whole, config.test_fraction)
-        data.mkdir(parents=True, exist_ok=True)
-        train_path.write_text(kept, encoding="utf-8", newline="")
-        test_path.write_text(test, encoding="utf-8", newline="")
-    return (str(train_path.resolve()),), test_path
 
 
 def _plan(config: SweepConfig, texts: tuple[str, ...]) -> list[dict]:
@@ -181,7 +167,7 @@ def _train_variant(config: TrainConfig, threads: int | None) -> str:
 def sweep(config: SweepConfig, report=print) -> SweepResult:
     for flags in variants(config):  # every variant's flags are checked before anything is written
         variant_config(config, tuple(config.texts), flags, None)
-    texts, test_path = _texts(config)
+    texts = tuple(str(Path(t).resolve()) for t in config.texts)
     planned = _plan(config, texts)
     configs = [variant_config(config, texts, v["flags"], v["steps"]) for v in planned]
     for index, (variant, how) in enumerate(_run_all(configs, config.workers), 1):
@@ -194,13 +180,9 @@ def sweep(config: SweepConfig, report=print) -> SweepResult:
     members = [Path(config.out) / "runs" / row.name for row in rows[: config.ensemble] if row.best_val_loss]
     ensemble = load_ensemble(members)[0] if len(members) > 1 else None
     if ensemble is not None:
-        result = replace(result, ensemble_val=evaluate(ensemble, validation_ids(best)).loss)
-    if test_path is not None:
-        model, vocab, _ = load_model(best)
-        text = test_path.read_text(encoding="utf-8")
-        known = "".join(c for c in text if c in set(vocab.chars))  # characters only the tail holds cannot be scored
-        ids = vocab.encode(known)
-        test = {"best": evaluate(model, ids).loss, "left_out": len(text) - len(known)}
+        result = replace(result, ensemble_val=evaluate(ensemble, run_part(best)).loss)
+    if config.split is not None and len(ids := run_part(best, "test")) > 1:
+        test = {"best": evaluate(load_model(best)[0], ids).loss}
         if ensemble is not None:
             test["ensemble"] = evaluate(ensemble, ids).loss
         result = replace(result, test=test)
