@@ -195,3 +195,11 @@ def test_resume_keeps_the_split_and_refuses_another(anna_50k, tmp_path):
     assert RunDir(run).checkpoints()[-1].step == 20
     other = run_main("train", "--resume", run, "--split", "0.7,0.2,0.1", "--max-steps", "30")
     assert other.returncode == 1 and "cannot change split (--split) when resuming" in other.stderr
+
+
+def test_training_a_byte_run_says_bytes(odd_bytes, tmp_path):
+    done = run_main("train", odd_bytes, "--bytes", "--out", tmp_path / "b", "--max-steps", "10", "--hidden", "16",
+                    "--batch-size", "4", "--seq-len", "16", "--eval-every", "10")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout + done.stderr
+    assert "training bytes" in out and "nats/byte" in out and "nats/char" not in out

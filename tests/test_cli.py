@@ -142,7 +142,9 @@ def test_eval_json(tiny_run, anna_50k):
     result = run_main("eval", tiny_run, anna_50k, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"loss", "bpc", "chars", "symbols", "symbol"} and report["chars"] == report["symbols"] == 49_999
+    assert (
+        set(report) == {"loss", "bpc", "chars", "symbols", "symbol"} and report["chars"] == report["symbols"] == 49_999
+    )
     assert report["symbol"] == "char"
     assert 1.0 < report["loss"] < 4.0
     control = json.loads(run_main("eval", tiny_run, anna_50k, "--json", "--dynamic-lr", "0").stdout)

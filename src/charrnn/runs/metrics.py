@@ -126,11 +126,11 @@ def progress_bar(unit: str) -> WindowProgress:
     return wrap
 
 
-def step_line(row: StepMetrics, time_budget: float | None = None) -> str:
+def step_line(row: StepMetrics, time_budget: float | None = None, symbol: str = "char") -> str:
     line = f"epoch {row.epoch:.2f} step {row.step} | train {row.train_loss:.4f}"
     if row.val_loss is not None:
         line += f" | val {row.val_loss:.4f} nats {row.val_loss / LN2:.4f} bpc"
-    line += f" | lr {row.lr:.2e} | {row.chars_per_s:,.0f} chars/s"
+    line += f" | lr {row.lr:.2e} | {row.chars_per_s:,.0f} {symbol}s/s"
     if time_budget:
         left = max(0, round(time_budget - row.elapsed_s))
         line += f" | {left // 60}m{left % 60:02d}s left"
@@ -200,6 +200,7 @@ class Reporter:
         time_budget: float | None = None,
     ):
         self.time_budget = time_budget
+        self.symbol = "char"  # "byte" for a byte-level run: what the figures count (start says)
         self.progress = Progress(max_steps, step, every=max(1, eval_every // 10), stream=stream)
         self.csv = MetricsCSV(metrics_path, resume_from_step=step if resumed else None)
         self.tensorboard = tensorboard
@@ -207,9 +208,13 @@ class Reporter:
     def message(self, text: str) -> None:
         self.progress.message(text)
 
-    def start(self, verb: str, params: int, train_chars: int, val_chars: int, vocab_size: int, device) -> None:
+    def start(
+        self, verb: str, params: int, train_chars: int, val_chars: int, vocab_size: int, device, symbol: str = "char"
+    ) -> None:
+        self.symbol = symbol
+        named = "characters" if symbol == "char" else f"{symbol}s"
         self.message(
-            f"{verb}: {params:,} parameters, {train_chars:,} training characters, {val_chars:,} validation, "
+            f"{verb}: {params:,} parameters, {train_chars:,} training {named}, {val_chars:,} validation, "
             f"vocabulary {vocab_size}, device {device}"
         )
         self.message(size_hint(params, train_chars))
@@ -218,7 +223,7 @@ class Reporter:
         self.csv.write(row)
         if self.tensorboard is not None:
             self.tensorboard.row(row)
-        self.progress.step(row, step_line(row, self.time_budget))
+        self.progress.step(row, step_line(row, self.time_budget, self.symbol))
 
     def flush(self) -> None:
         self.csv.flush()
@@ -233,7 +238,7 @@ class Reporter:
         why = "patience: validation stopped improving" if end.reason == "patience" else end.reason
         summary = f"done at step {end.step} ({why}); saved {end.checkpoint}"
         if end.val_loss is not None:
-            summary += f"; validation {end.val_loss:.4f} nats/char ({end.val_loss / LN2:.4f} bpc)"
+            summary += f"; validation {end.val_loss:.4f} nats/{self.symbol} ({end.val_loss / LN2:.4f} bpc)"
         self.message(summary)
         hint = rising_validation_hint(end.val_loss, end.best_val, end.train_loss, end.train_loss_at_best)
         if hint:

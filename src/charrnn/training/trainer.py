@@ -234,7 +234,9 @@ class Trainer:
         )
         verb = f"resuming at step {self.step}" if resumed else "training"
         params = count_parameters(self.model)
-        self.report.start(verb, params, len(data.train_ids), len(data.val_ids), len(data.vocab), self.device)
+        self.report.start(
+            verb, params, len(data.train_ids), len(data.val_ids), len(data.vocab), self.device, data.vocab.symbol
+        )
         for note in self.notes:
             self.report.message(note)
 
