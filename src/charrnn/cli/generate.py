@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 from ..data.corpus import iter_chunks, max_chars, read_text
@@ -37,6 +39,15 @@ def add_sample(commands) -> None:
         help="end the sample where this appears (not printed; repeat)",
     )
     p.add_argument(
+        "--clamp",
+        action="append",
+        default=[],
+        type=clamp_flag,
+        metavar="LAYER:UNIT=VALUE",
+        help="hold a unit (layers from 1, units from 0; its h, and an LSTM's cell) at VALUE while sampling, to "
+        "see what it does; charrnn cells finds units worth holding (repeat for more)",
+    )
+    p.add_argument(
         "--checkpoints",
         choices=("all",),
         help="one sample from each kept checkpoint, oldest first, with the same prime and seed",
@@ -49,6 +60,7 @@ def cmd_sample(args) -> int:
         return _sample_each_checkpoint(args)
     model, vocab, _ = load(args)
     sampler = Sampler(model, vocab)
+    sampler.clamp(dict(args.clamp))
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
     prime, stops = vocab.symbols(args.prime), [vocab.symbols(stop) for stop in args.stop]
     out = SymbolWriter(vocab)
@@ -67,6 +79,14 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def clamp_flag(text: str) -> tuple[tuple[int, int], float]:
+    """`LAYER:UNIT=VALUE`, as --clamp takes it."""
+    match = re.fullmatch(r"\s*(\d+):(\d+)=(-?\d+(?:\.\d*)?(?:e-?\d+)?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid clamp {text!r}; use LAYER:UNIT=VALUE, e.g. 1:42=0.8")
+    return (int(match.group(1)), int(match.group(2))), float(match.group(3))
+
+
 def _sample_each_checkpoint(args) -> int:
     """The notebook's way of watching a model learn: the same prime and seed at every kept checkpoint."""
     if args.also or args.num_samples != 1:
@@ -82,6 +102,7 @@ def _sample_each_checkpoint(args) -> int:
     device = select_device(args.device)
     for info in checkpoints:
         sampler = Sampler(*load_model(info.tensors_path, device=device))
+        sampler.clamp(dict(args.clamp))
         vocab, out = sampler.vocab, SymbolWriter(sampler.vocab)
         prime, stops = vocab.symbols(args.prime), [vocab.symbols(stop) for stop in args.stop]
         text = sampler.generate(prime, args.length, seed=seed, stop=stops, **options)

@@ -34,8 +34,30 @@ class Sampler:
         self.vocab = vocab
         self.info = info  # the checkpoint it came from (a list of them for an ensemble), if any
         self.device = model.device
+        self.held: dict[tuple[int, int], float] = {}  # (layer from 1, unit): value, held while sampling
         with torch.inference_mode():
             self._step = EnsembleStep(model) if isinstance(model, Ensemble) else RecurrentStep(model)
+
+    def clamp(self, held: dict[tuple[int, int], float]) -> None:
+        """Hold units at values while sampling, to see what they do: {(layer, unit): value}, layers counted
+        from 1, units from 0. The unit's state (h, and an LSTM's cell c too) is set to the value before the
+        first step and after every step; {} lets go."""
+        if held and isinstance(self.model, Ensemble):
+            raise CharRNNError("--clamp holds one model's unit: drop --with")
+        config = getattr(self.model, "config", None)
+        for layer, unit in held:
+            if not (1 <= layer <= config.layers and 0 <= unit < config.hidden):
+                raise CharRNNError(
+                    f"--clamp {layer}:{unit}: this model has layers 1 to {config.layers}, units 0 to {config.hidden - 1}"
+                )
+        self.held = dict(held)
+
+    def _hold(self, buffers: dict) -> None:
+        for (layer, unit), value in self.held.items():
+            memory = buffers["layers"][layer - 1]
+            memory.h[:, unit] = value
+            if self._step.cell == "lstm":
+                memory.c[:, unit] = value
 
     @property
     def step(self) -> RecurrentStep | EnsembleStep:
@@ -79,6 +101,7 @@ class Sampler:
         with torch.inference_mode():
             ids, state = self.warm(prime, num_samples)
             buffers = self._step.start(state)
+            self._hold(buffers)
         if buffers["ops"].xp is np:  # one row on the CPU
             return self._row_steps(ids.numpy().copy(), buffers, max_new_chars, options, np.random.default_rng(seed))
         generator = torch.Generator(self.device)
@@ -90,6 +113,7 @@ class Sampler:
         chars = self.vocab.chars
         for _ in range(max_new_chars):
             ids = pick_next(self._step(ids, buffers), options, generator)
+            self._hold(buffers)
             yield [chars[i] for i in ids.tolist()]
 
     def _row_steps(self, ids: np.ndarray, buffers, max_new_chars, options, rng) -> Iterator[list[str]]:
@@ -98,6 +122,7 @@ class Sampler:
         chars = self.vocab.chars
         for _ in range(max_new_chars):
             ids[0] = pick_next_row(self._step(ids, buffers)[0], options, rng)
+            self._hold(buffers)
             yield [chars[ids[0]]]
 
     def stream(self, prime: str = "", max_new_chars: int = 200, temperature: float = 1.0, top_k: int = 0,

@@ -1,0 +1,61 @@
+"""`charrnn cells`: which units of a trained model track what in a text."""
+
+from __future__ import annotations
+
+import json
+
+from ..data.corpus import read_text
+from ..data.dataset import run_part
+from ..errors import CharRNNError
+from ..inspect.cells import THRESHOLD, best_cells, gate_saturation
+from ..inspect.detectors import BUILT_IN, parse_detector
+from ..inspect.trace import trace
+from .common import add_model_flags, load
+
+DEFAULT_CHARS = 20_000
+
+
+def add_cells(commands) -> None:
+    p = commands.add_parser("cells", help="the units that track quotes, brackets, line length, ... in a text")
+    add_model_flags(p)
+    p.add_argument("text", nargs="?", metavar="TEXT", help="a text file to read (default: the run's validation text)")
+    p.add_argument(
+        "--detect",
+        action="append",
+        default=[],
+        metavar="NAME=REGEX",
+        help="a detector of your own: 1 inside every match of REGEX (repeat for more)",
+    )
+    p.add_argument("--top", type=int, default=3, help="units shown per detector (default 3)")
+    p.add_argument("--chars", type=int, default=DEFAULT_CHARS, help=f"characters read (default {DEFAULT_CHARS:,})")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=cmd_cells)
+
+
+def cmd_cells(args) -> int:
+    if args.top <= 0 or args.chars < 2:
+        raise CharRNNError("--top must be positive and --chars at least 2")
+    detectors = dict(BUILT_IN)
+    detectors.update(parse_detector(spec) for spec in args.detect)
+    model, vocab, name = load(args)
+    if args.text:
+        text = read_text(args.text, as_bytes=vocab.byte_level)[: args.chars]
+    else:
+        text = vocab.decode(run_part(args.path)[: args.chars])
+    traced = trace(model, vocab, text)
+    rows, shares = best_cells(traced, detectors, args.top)
+    saturation = gate_saturation(traced)
+    if args.json:
+        out = {"model": name, "chars": len(text), "threshold": THRESHOLD, "interpretable": shares}
+        print(json.dumps({**out, "cells": [r.to_json() for r in rows], "saturation": saturation}))
+        return 0
+    print(f"{name}: {len(text):,} characters; the best units of each detector (Pearson's r)")
+    for row in rows:
+        print(f"  {row.detector:<16} layer {row.layer} unit {row.unit:>4} {row.kind:<9} {row.correlation:+.3f}")
+    summary = ", ".join(f"{kind} {share:.1%}" for kind, share in shares.items())
+    print(f"interpretable (|r| >= {THRESHOLD} with some detector): {summary}")
+    for layer, gates in saturation.items():
+        parts = ", ".join(f"{g} {v['left']:.0%} below 0.1 / {v['right']:.0%} above 0.9" for g, v in gates.items())
+        if parts:
+            print(f"  layer {layer} gates: {parts}")
+    return 0
