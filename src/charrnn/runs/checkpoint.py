@@ -20,11 +20,11 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from . import state
-from ..errors import CharRNNError
-from .files import atomic_write, atomic_write_json, read_json
-from ..model.network import CharRNN, ModelConfig
 from ..data.vocab import Vocab
+from ..errors import CharRNNError
+from ..model.network import CharRNN, ModelConfig
+from . import state
+from .files import atomic_write, atomic_write_json, read_json
 
 PROGRAM = "charrnn"
 # 2: the fp16 loss scaler's state is JSON in the metadata; run.json records the environment.

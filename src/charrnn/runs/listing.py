@@ -10,9 +10,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..training.config import TrainConfig
 from ..errors import CharRNNError
 from ..model.network import parameters_of
+from ..training.config import TrainConfig
 from .rundir import RUN_FILE, RunDir, RunLock
 
 FINISHED = ("max_steps", "epochs", "time_budget", "patience")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CharRNNError
 from . import checkpoint as ckpt
 from .checkpoint import CheckpointInfo
-from ..errors import CharRNNError
 from .files import atomic_write, atomic_write_json, read_json
 
 RUN_FILE = "run.json"
