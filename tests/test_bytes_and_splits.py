@@ -110,6 +110,7 @@ def test_a_byte_run_serves_text_decoded_from_its_bytes(byte_run):
             assert done.status_code == 200, done.text
             text = done.json()["texts"][0]
             assert isinstance(text, str) and "\r\n" not in text
+            assert client.get("/info").json()["symbol"] == "byte"
             completion = client.post("/v1/completions", json={"prompt": "é", "max_tokens": 40, "seed": 1, "echo": True})
             assert completion.json()["choices"][0]["text"].startswith("é")
     finally:

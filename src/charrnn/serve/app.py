@@ -120,6 +120,7 @@ def _add_card_routes(app: FastAPI, service: Service, guarded: list) -> None:
             "name": loaded.name,
             "parameters": count_parameters(loaded.sampler.model),
             "vocab": "".join(loaded.sampler.vocab.chars),
+            "symbol": loaded.sampler.vocab.symbol,  # "byte": texts are its bytes decoded as UTF-8, U+FFFD where invalid
             "members": [_member(i) for i in loaded.infos],
             "limits": asdict(service.limits),
         }
