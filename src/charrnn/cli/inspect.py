@@ -1,15 +1,21 @@
-"""`charrnn cells`: which units of a trained model track what in a text."""
+"""`charrnn cells`: which units of a trained model track what in a text; `charrnn inspect`: all of it, and
+more, in one HTML file."""
 
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 from ..data.corpus import read_text
 from ..data.dataset import run_part
 from ..errors import CharRNNError
+from ..generate.sampler import Sampler
 from ..inspect.cells import THRESHOLD, best_cells, gate_saturation
 from ..inspect.detectors import BUILT_IN, parse_detector
+from ..inspect.report import report_data, write_report
 from ..inspect.trace import trace
+from ..runs.rundir import RunDir, load_model
 from .common import add_model_flags, load
 
 DEFAULT_CHARS = 20_000
@@ -32,7 +38,8 @@ def add_cells(commands) -> None:
     p.set_defaults(run=cmd_cells)
 
 
-def cmd_cells(args) -> int:
+def _traced(args):
+    """The model, its vocabulary, its name, its trace over the text asked for, and the detectors."""
     if args.top <= 0 or args.chars < 2:
         raise CharRNNError("--top must be positive and --chars at least 2")
     detectors = dict(BUILT_IN)
@@ -42,7 +49,12 @@ def cmd_cells(args) -> int:
         text = read_text(args.text, as_bytes=vocab.byte_level)[: args.chars]
     else:
         text = vocab.decode(run_part(args.path)[: args.chars])
-    traced = trace(model, vocab, text)
+    return model, vocab, name, trace(model, vocab, text), detectors
+
+
+def cmd_cells(args) -> int:
+    _, _, name, traced, detectors = _traced(args)
+    text = traced.text
     rows, shares = best_cells(traced, detectors, args.top)
     saturation = gate_saturation(traced)
     if args.json:
@@ -59,3 +71,37 @@ def cmd_cells(args) -> int:
         if parts:
             print(f"  layer {layer} gates: {parts}")
     return 0
+
+
+def add_inspect(commands) -> None:
+    p = commands.add_parser("inspect", help="one HTML file showing what the model's units do in a text")
+    add_model_flags(p)
+    p.add_argument("text", nargs="?", metavar="TEXT", help="a text file to read (default: the run's validation text)")
+    p.add_argument("-o", "--out", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--detect", action="append", default=[], metavar="NAME=REGEX", help="as charrnn cells --detect")
+    p.add_argument("--top", type=int, default=1, help="units listed per detector (default 1)")
+    p.add_argument("--chars", type=int, default=5000, help="characters read (default 5,000)")
+    p.set_defaults(run=cmd_inspect)
+
+
+def cmd_inspect(args) -> int:
+    start = time.perf_counter()
+    _, vocab, name, traced, detectors = _traced(args)
+    rows, _ = best_cells(traced, detectors, args.top)
+    size = write_report(report_data(traced, vocab, rows, _samples(args), name), args.out)
+    print(
+        f"wrote {args.out}: {len(traced.text):,} characters, {size / 1e6:.1f} MB, in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def _samples(args, length: int = 200) -> list[dict]:
+    """A sample from each kept checkpoint of the run, oldest first, with one seed: how it learned."""
+    path = Path(args.path)
+    if not path.is_dir() or args.also:
+        return []
+    out = []
+    for info in RunDir(path).checkpoints():
+        sampler = Sampler(*load_model(info.tensors_path))
+        out.append({"step": info.step, "val_loss": info.val_loss, "text": sampler.generate("", length, seed=1)})
+    return out

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in (train.add_train, generate.add_sample, generate.add_score, generate.add_eval, prepare.add_prepare,
                 runs.add_info, export.add_export, runs.add_plot, sweep.add_sweep, runs.add_runs, ngram.add_ngram,
-                inspect.add_cells, serve.add_serve, train.add_demo):  # fmt: skip
+                inspect.add_cells, inspect.add_inspect, serve.add_serve, train.add_demo):  # fmt: skip
         add(commands)
     return parser
 
