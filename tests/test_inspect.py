@@ -162,3 +162,17 @@ def test_bad_clamps_are_one_line(tiny_run):
     assert ensemble.returncode == 1 and "drop --with" in ensemble.stderr
     held = run_main("sample", tiny_run, "--clamp", "1:0=0.5", "--clamp", "2:3=-1", "--length", "50", "--seed", "1")
     assert held.returncode == 0 and held.stdout != run_main("sample", tiny_run, "--length", "50", "--seed", "1").stdout
+
+
+def test_closing_distances_and_the_comparison_with_an_ngram():
+    from charrnn.inspect.versus import closing_distances, versus
+
+    text = 'a (bc) "de" [f(g)]'
+    assert closing_distances(text) == {5: 3, 10: 3, 16: 2, 17: 5}
+    model_loss = np.full(len(text), 1.0)
+    model_loss[0] = np.nan
+    compared = versus(text, model_loss, np.full(len(text), 2.0))
+    rows = {row["name"]: row for row in compared["classes"]}
+    assert rows["lower-case letter"]["count"] == 6 and rows["lower-case letter"]["model"] == 1.0
+    assert rows["lower-case letter"]["ngram"] == 2.0 and rows["digit"]["model"] is None
+    assert [row["count"] for row in compared["closing"]] == [4, 0, 0, 0]

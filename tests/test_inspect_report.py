@@ -17,6 +17,9 @@ def test_the_report_recolours_shows_the_alternatives_and_logs_no_error(browser, 
     assert "http://" not in html and "https://" not in html  # nothing fetched: no CDN
     data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)[1])
     assert len(data["text"]) == 3000 and data["all_units"] and len(data["samples"]) == 3
+    classes = {row["name"]: row for row in data["versus"]["classes"]}
+    assert data["versus"]["order"] == 20 and classes["lower-case letter"]["count"] > 1000
+    assert 0 < classes["lower-case letter"]["model"] < 5 and 0 < classes["lower-case letter"]["ngram"] < 5
     page = browser.new_page()
     errors = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
@@ -37,5 +40,6 @@ def test_the_report_recolours_shows_the_alternatives_and_logs_no_error(browser, 
     page.select_option("#view", "surprisal")
     assert "loss" in page.text_content("#status")
     assert page.locator("#saturation svg").count() == 2 * 3  # two layers, three gates
+    assert page.locator("table.versus").count() == 2 and "20-gram" in page.text_content("#versus")
     assert errors == []
     page.close()

@@ -15,8 +15,11 @@ from ..inspect.cells import THRESHOLD, best_cells, gate_saturation
 from ..inspect.detectors import BUILT_IN, parse_detector
 from ..inspect.report import report_data, write_report
 from ..inspect.trace import trace
+from ..inspect.versus import versus
+from ..model.ngram import kneser_ney_log_probs
 from ..runs.rundir import RunDir, load_model
 from .common import add_model_flags, load
+from .ngram import MAX_ORDER
 
 DEFAULT_CHARS = 20_000
 
@@ -81,6 +84,13 @@ def add_inspect(commands) -> None:
     p.add_argument("--detect", action="append", default=[], metavar="NAME=REGEX", help="as charrnn cells --detect")
     p.add_argument("--top", type=int, default=1, help="units listed per detector (default 1)")
     p.add_argument("--chars", type=int, default=5000, help="characters read (default 5,000)")
+    p.add_argument(
+        "--ngram-order",
+        type=int,
+        default=20,
+        help="the n-gram (fitted on the run's training part) the model is set beside, by character class and "
+        "by distance to the bracket or quote being closed; 0: none (default 20)",
+    )
     p.set_defaults(run=cmd_inspect)
 
 
@@ -88,7 +98,9 @@ def cmd_inspect(args) -> int:
     start = time.perf_counter()
     _, vocab, name, traced, detectors = _traced(args)
     rows, _ = best_cells(traced, detectors, args.top)
-    size = write_report(report_data(traced, vocab, rows, _samples(args), name), args.out)
+    data = report_data(traced, vocab, rows, _samples(args), name)
+    data["versus"] = _versus(args, traced, vocab)
+    size = write_report(data, args.out)
     print(
         f"wrote {args.out}: {len(traced.text):,} characters, {size / 1e6:.1f} MB, in {time.perf_counter() - start:.1f} s"
     )
@@ -105,3 +117,15 @@ def _samples(args, length: int = 200) -> list[dict]:
         sampler = Sampler(*load_model(info.tensors_path))
         out.append({"step": info.step, "val_loss": info.val_loss, "text": sampler.generate("", length, seed=1)})
     return out
+
+
+def _versus(args, traced, vocab) -> dict | None:
+    """The model beside an n-gram fitted on the run's own training part (a run directory only)."""
+    if not args.ngram_order or not Path(args.path).is_dir() or args.also:
+        return None
+    if not 1 <= args.ngram_order <= MAX_ORDER:
+        raise CharRNNError(f"--ngram-order must be in [0, {MAX_ORDER}], got {args.ngram_order}")
+    train = run_part(args.path, "train")
+    ids = vocab.encode(traced.text)
+    ngram_loss = -kneser_ney_log_probs(train, [ids], args.ngram_order, len(vocab))[0]
+    return {"order": args.ngram_order, **versus(traced.text, -traced.log_probs, ngram_loss)}
