@@ -176,3 +176,27 @@ def test_closing_distances_and_the_comparison_with_an_ngram():
     assert rows["lower-case letter"]["count"] == 6 and rows["lower-case letter"]["model"] == 1.0
     assert rows["lower-case letter"]["ngram"] == 2.0 and rows["digit"]["model"] is None
     assert [row["count"] for row in compared["closing"]] == [4, 0, 0, 0]
+
+
+def test_a_model_trained_on_text_with_quotes_grows_a_quote_cell(tmp_path):
+    import os
+
+    import charrnn
+
+    rng = np.random.default_rng(0)
+    words = ["the", "a", "cat", "sat", "on", "mat", "and", "ran", "far", "dog"]
+    pieces = []
+    for _ in range(3000):
+        said = " ".join(rng.choice(words, rng.integers(2, 9)))
+        pieces.append(f'he said "{said}" and then ' if rng.random() < 0.5 else f"{said} . ")
+    text = tmp_path / "quotes.txt"
+    text.write_text("".join(pieces), encoding="ascii")
+    config = charrnn.TrainConfig(texts=(str(text),), out=str(tmp_path / "run"), max_steps=1200, batch_size=16,
+                                 seq_len=64, lr=1e-2, warmup_steps=10, eval_every=1200, seed=3,
+                                 model=charrnn.ModelConfig(hidden=32, layers=1, embed_dim=8, dropout=0.0))  # fmt: skip
+    charrnn.train(config, stream=open(os.devnull, "w"))
+    sampler = charrnn.load(tmp_path / "run")
+    sample = text.read_text()[-4000:]
+    traced = trace(sampler.model, sampler.vocab, sample)
+    rows, _ = best_cells(traced, {"in quotes": in_quotes}, top=1, kinds=("c", "h"))
+    assert abs(rows[0].correlation) > 0.6, rows  # 300 steps: -0.23, no quote cell yet
