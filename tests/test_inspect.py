@@ -200,3 +200,9 @@ def test_a_model_trained_on_text_with_quotes_grows_a_quote_cell(tmp_path):
     traced = trace(sampler.model, sampler.vocab, sample)
     rows, _ = best_cells(traced, {"in quotes": in_quotes}, top=1, kinds=("c", "h"))
     assert abs(rows[0].correlation) > 0.5, rows  # here 0.71 (c); after 300 steps 0.23, no quote cell yet
+
+
+def test_trace_is_part_of_the_public_api():
+    import charrnn
+
+    assert charrnn.trace is trace and "trace" in charrnn.__all__

@@ -33,6 +33,7 @@ _HOMES = {
     "resume": "training.runner",
     "sweep": "training.sweeps",
     "train": "training.runner",
+    "trace": "inspect.trace",
 }
 __all__ = sorted([*_HOMES, "load"])
 __version__ = "0.1.0"
