@@ -102,6 +102,11 @@ def _add_card_routes(app: FastAPI, service: Service, guarded: list) -> None:
     def page() -> str:
         return resources.files("charrnn.serve").joinpath("page.html").read_text(encoding="utf-8")
 
+    @app.get("/page.css", include_in_schema=False)
+    def page_style() -> Response:  # the look the exported page shares (charrnn/web)
+        css = resources.files("charrnn.web").joinpath("page.css").read_text(encoding="utf-8")
+        return Response(css, media_type="text/css")
+
     @app.get("/health")
     def health() -> JSONResponse:
         loaded = service.loaded
