@@ -4,12 +4,10 @@ character shows its five likeliest successors, and the page logs no error."""
 import json
 import re
 
-from test_page import browser  # noqa: F401  (the fixture)
-
 from conftest import run_main
 
 
-def test_the_report_recolours_shows_the_alternatives_and_logs_no_error(browser, tiny_run, anna_50k, tmp_path):  # noqa: F811
+def test_the_report_recolours_shows_the_alternatives_and_logs_no_error(browser, tiny_run, anna_50k, tmp_path):
     out = tmp_path / "report.html"
     done = run_main("inspect", tiny_run, anna_50k, "--chars", "3000", "-o", out)
     assert done.returncode == 0, done.stderr

@@ -1,38 +1,10 @@
 """The served page in a real browser: Playwright driving Debian's Chromium, headless, against `charrnn serve`."""
 
-import os
-import shutil
 import time
-from pathlib import Path
-
-import pytest
 
 from test_serve import start_server, stop_server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("CHARRNN_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("no chromium on PATH: .ci/run installs Debian's chromium package")
-        pytest.skip("no chromium on PATH (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
+from conftest import ARTIFACTS
 
 
 def test_generate_streams_into_the_page_and_stop_frees_the_row(browser, tiny_run):

@@ -40,7 +40,7 @@ class LocalBackend {
   async call(method, args) {
     const s = this.session;
     const result = { reset: () => s.reset(args), feed: () => s.feed(args), step: () => s.step(args),
-      probabilities: () => s.probabilities(), setState: () => s.engine.setState(args), logProbs: () => s.logProbs(args) }[method]();
+      probabilities: () => s.probabilities(), state: () => null, setState: () => s.engine.setState(args), logProbs: () => s.logProbs(args) }[method]();
     return { result, state: s.engine.getState() };
   }
 
@@ -109,6 +109,7 @@ class WorkerBackend {
           finished = true;
           return data.state;
         }
+        this.worker.postMessage({ method: "pull", args: id }); // the worker makes the next piece meanwhile
         yield data.chunk;
       }
     } finally {
@@ -155,16 +156,26 @@ export class Model {
     for await (const piece of this.#pieces(options)) yield* piece;
   }
 
-  // The pieces as the engine sends them (several characters each).
+  // The pieces as the engine sends them (several characters each); a reader that leaves early cancels
+  // the generation, and the state is then read back from where it stopped.
   async *#pieces(options) {
     const pieces = this.backend.generate(options);
-    for (;;) {
-      const { value, done } = await pieces.next();
-      if (done) {
-        this.#state = value;
-        return;
+    let finished = false;
+    try {
+      for (;;) {
+        const { value, done } = await pieces.next();
+        if (done) {
+          finished = true;
+          this.#state = value;
+          return;
+        }
+        yield value;
       }
-      yield value;
+    } finally {
+      if (!finished) {
+        await pieces.return();
+        await this.#call("state");
+      }
     }
   }
 
@@ -196,17 +207,23 @@ export class Model {
     return this.#state && structuredClone(this.#state);
   }
 
+  // Assigning checks the value at once (throws); the engine takes it before any later call.
   set state(value) {
-    this.setState(value);
+    this.#checkState(value);
+    this.#call("setState", value).catch(() => {});
   }
 
-  setState(value) {
+  async setState(value) {
+    this.#checkState(value);
+    return this.#call("setState", value);
+  }
+
+  #checkState(value) {
     const { layers, hidden, cell } = this.manifest.model;
     for (const key of cell === "lstm" ? ["h", "c"] : ["h"]) {
       const ok = Array.isArray(value?.[key]) && value[key].length === layers && value[key].every((u) => u?.length === hidden);
       if (!ok) throw new Error(`state.${key} must be ${layers} arrays of ${hidden} numbers`);
     }
-    return this.#call("setState", value);
   }
 
   close() {

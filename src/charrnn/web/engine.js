@@ -95,6 +95,7 @@ export class Engine {
       this.heap.fill(0, this.at[`h${i}`], this.at[`h${i}`] + Hp);
       this.heap.fill(0, this.at[`c${i}`], this.at[`c${i}`] + Hp);
     }
+    this.#head();
   }
 
   // Feeds one character id; the logits for the next one are then `logits()`.
@@ -113,8 +114,14 @@ export class Engine {
       } else this.matvec(heap, at[`whh${i}`], h, gates, G, Hp);
       this.#cell(gates, h, at[`c${i}`]);
     }
+    this.#head();
+  }
+
+  // The logits from the top layer's output.
+  #head() {
+    const heap = this.heap, at = this.at;
     heap.copyWithin(at.logits, at.headB, at.headB + pad4(this.vocab));
-    this.matvec(heap, at.headW, at[`h${this.layers - 1}`], at.logits, pad4(this.vocab), Hp);
+    this.matvec(heap, at.headW, at[`h${this.layers - 1}`], at.logits, pad4(this.vocab), pad4(this.hidden));
   }
 
   #cell(gates, h, c) {
@@ -158,5 +165,6 @@ export class Engine {
       if (!ok) throw new Error(`state.${key} must be ${this.layers} arrays of ${this.hidden} finite numbers`);
     }
     for (const key of parts) state[key].forEach((units, i) => this.heap.set(units, this.at[`${key}${i}`]));
+    this.#head(); // the logits follow the state given
   }
 }

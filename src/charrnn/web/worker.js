@@ -1,30 +1,26 @@
 // The Web Worker that runs the model, so that the page never freezes: it holds a `Session`, answers
-// calls in order, and generates in slices of about 10 ms, posting each slice's text and yielding
-// between slices so that a cancel is seen at once.
+// calls in order, and generates in slices of about 10 ms. After each slice it waits for the page to
+// pull the next one: the page's pace bounds what is made ahead, and a cancel is read at once (a worker
+// that yields by posting to itself may starve the page's messages, and then never sees the cancel).
 
 import { Session } from "./session.js";
 
 let session = null;
 const cancelled = new Set();
+const pulls = new Map(); // generation id -> the resolve of its wait for the page's pull
 const SLICE_MS = 10;
-
-// A turn of the event loop without setTimeout's 4 ms clamp.
-const channel = new MessageChannel();
-const waiting = [];
-channel.port1.onmessage = () => waiting.shift()();
-const yieldTurn = () => new Promise((resolve) => { waiting.push(resolve); channel.port2.postMessage(0); });
 
 const state = () => session.engine.getState();
 
 async function generate(id, request) {
   session.begin(request);
-  while (!session.finished) {
-    if (cancelled.delete(id)) break;
+  while (!session.finished && !cancelled.has(id)) {
     const start = performance.now();
     let text = "";
     while (!session.finished && performance.now() - start < SLICE_MS) text += session.more(8);
-    if (text) postMessage({ id, chunk: text });
-    await yieldTurn();
+    if (!text) continue;
+    postMessage({ id, chunk: text });
+    await new Promise((resolve) => pulls.set(id, resolve));
   }
   cancelled.delete(id);
   postMessage({ id, done: true, state: state() });
@@ -39,6 +35,7 @@ const calls = {
   feed: (text) => session.feed(text),
   step: (options) => session.step(options),
   probabilities: () => session.probabilities(),
+  state: () => null, // the answer carries the state
   setState: (value) => session.engine.setState(value),
   logProbs: (text) => session.logProbs(text),
 };
@@ -46,7 +43,11 @@ const calls = {
 // Calls run one after another (a feed sent during a generation waits for it); a cancel acts at once.
 let queue = Promise.resolve();
 onmessage = ({ data }) => {
-  if (data.method === "cancel") return void cancelled.add(data.args);
+  if (data.method === "cancel") cancelled.add(data.args);
+  if (data.method === "cancel" || data.method === "pull") {
+    pulls.get(data.args)?.();
+    return void pulls.delete(data.args);
+  }
   queue = queue.then(() => answer(data));
 };
 
