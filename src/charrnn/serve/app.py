@@ -102,10 +102,18 @@ def _add_card_routes(app: FastAPI, service: Service, guarded: list) -> None:
     def page() -> str:
         return resources.files("charrnn.serve").joinpath("page.html").read_text(encoding="utf-8")
 
+    def shared_asset(name: str, media_type: str) -> Response:  # what the exported page shares (charrnn/web)
+        return Response(
+            resources.files("charrnn.web").joinpath(name).read_text(encoding="utf-8"), media_type=media_type
+        )
+
     @app.get("/page.css", include_in_schema=False)
-    def page_style() -> Response:  # the look the exported page shares (charrnn/web)
-        css = resources.files("charrnn.web").joinpath("page.css").read_text(encoding="utf-8")
-        return Response(css, media_type="text/css")
+    def page_style() -> Response:
+        return shared_asset("page.css", "text/css")
+
+    @app.get("/controls.js", include_in_schema=False)
+    def page_controls() -> Response:
+        return shared_asset("controls.js", "text/javascript")
 
     @app.get("/health")
     def health() -> JSONResponse:

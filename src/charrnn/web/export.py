@@ -38,7 +38,7 @@ GOLDEN_LENGTH = 64  # symbols in the golden text
 GOLDEN_TOLERANCE = 1e-3  # nats: float32 engines agree to ~1e-6; a wrong weight is off by far more
 # The modules in the order their imports need (each only imports ones before it), then the page.
 MODULES = ("kernel.js", "engine.js", "format.js", "picking.js", "random.js", "stops.js", "session.js",
-           "worker.js", "charrnn.js", "page.js")  # fmt: skip
+           "worker.js", "charrnn.js", "controls.js", "page.js")  # fmt: skip
 WORKER_MODULES = MODULES[: MODULES.index("worker.js") + 1]  # what the worker runs
 ASSETS = (*MODULES, "page.css", "index.html")
 
