@@ -12,7 +12,7 @@ http.server` on a loopback port:
    characters, Python beside it on the same ones), and how often a seeded browser sample differs from
    Python's (float sums in another order can move a draw that falls within ~1e-7 of a boundary).
 
-    python benchmarks/bench_web.py [--run RUN] [--chars 3000] [--seeds 50] [--sample-chars 1000]
+    python benchmarks/bench_web.py [--run RUN] [--chars 3000] [--repeats 5] [--seeds 50] [--sample-chars 1000]
 
 onnxruntime-web is fetched with npm into benchmarks/.cache/ (ignored by git) the first time; the
 benchmark runs without it if npm cannot reach it.
@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -53,9 +54,13 @@ import * as ort from "./ort/ort.wasm.min.mjs";
 import { pickNext } from "./charrnn/picking.js";
 import { Random } from "./charrnn/random.js";
 ort.env.wasm.numThreads = 1;
-ort.env.wasm.wasmPaths = "./ort/";
-window.runOrt = async (model, names, hidden, layers, firstId, chars) => {
-  const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+ort.env.wasm.wasmPaths = new URL("./ort/", location.href).href;
+let session, names, hidden, layers;
+window.openOrt = async (model, stateNames, width, depth) => {
+  session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
+  [names, hidden, layers] = [stateNames, width, depth];
+};
+window.runOrt = async (firstId, chars) => {
   const zeros = () => new ort.Tensor("float32", new Float32Array(layers * hidden), [layers, 1, hidden]);
   let feeds = Object.fromEntries(names.map((n) => [n, zeros()]));
   const random = new Random(1), options = { temperature: 1, topK: 0, topP: 1, greedy: false };
@@ -105,24 +110,45 @@ def python_speed(model: CharRNN, vocab: Vocab, chars: int) -> float:
 
 
 def browser_speed(page, kernel: str, chars: int) -> float:
+    """chars/s of one seeded generation by the export's model, loaded once per page and kernel."""
     return page.evaluate(
         """async ([kernel, chars, prime]) => {
         const { load } = await import("./charrnn.js");
-        const model = await load("./", { kernel });
-        await model.generate({ prime, length: 200, seed: 0 });
+        window.models ??= {};
+        if (!window.models[kernel]) {
+            window.models[kernel] = await load("./", { kernel });
+            await window.models[kernel].generate({ prime, length: 200, seed: 0 });
+        }
         const start = performance.now();
-        await model.generate({ prime, length: chars, seed: 1 });
-        const speed = chars / ((performance.now() - start) / 1000);
-        model.close();
-        return speed;
+        await window.models[kernel].generate({ prime, length: chars, seed: 1 });
+        return chars / ((performance.now() - start) / 1000);
     }""",
         [kernel, chars, PRIME],
     )
 
 
-def speed_rows(browser, site: Path, url: str, chars: int, ort_dist: Path | None) -> list[list]:
+def ort_engine(browser, site: Path, url: str, model: CharRNN, vocab: Vocab, name: str, chars: int):
+    """A function timing onnxruntime-web on the model's ONNX export (the session made once)."""
     from charrnn.model.export import export_onnx, state_names
 
+    export_onnx(model, vocab, site / f"{name}.onnx")
+    (site / "charrnn").mkdir(exist_ok=True)
+    for asset in ("picking.js", "random.js"):
+        shutil.copy(site / name / asset, site / "charrnn" / asset)
+    page = browser.new_page()
+    page.goto(f"{url}/ort.html")
+    page.wait_for_function("window.ready === true")
+    config = model.config
+    page.evaluate(
+        "async (a) => window.openOrt(...a)", [f"{url}/{name}.onnx", state_names("lstm"), config.hidden, config.layers]
+    )
+    first = vocab.chars.index(" ")
+    page.evaluate("async (a) => window.runOrt(...a)", [first, 200])  # warm
+    return page, lambda: page.evaluate("async (a) => window.runOrt(...a)", [first, chars])
+
+
+def speed_rows(browser, site: Path, url: str, chars: int, repeats: int, ort_dist: Path | None) -> list[list]:
+    """Each engine timed `repeats` times, the engines interleaved, the medians."""
     vocab = Vocab.from_text(CORPORA["anna"].read_text(encoding="utf-8"))
     rows = []
     if ort_dist:
@@ -133,37 +159,36 @@ def speed_rows(browser, site: Path, url: str, chars: int, ort_dist: Path | None)
         model = CharRNN(ModelConfig(hidden=512, layers=layers).for_vocab(len(vocab))).eval()
         name = f"{layers}x512"
         export_web(model, vocab, site / name)
-        cli = python_speed(model, vocab, chars)
         page = open_ready(browser, f"{url}/{name}/")
-        simd, plain = browser_speed(page, "simd", chars), browser_speed(page, "js", chars)
-        page.close()
-        ort = None
+        engines = {
+            "charrnn.js, WASM SIMD": partial(browser_speed, page, "simd", chars),
+            "charrnn.js, plain JS": partial(browser_speed, page, "js", chars // 4),
+            "charrnn sample (Python, batch 1)": partial(python_speed, model, vocab, chars),
+        }
+        ort_page = None
         if ort_dist:
-            export_onnx(model, vocab, site / f"{name}.onnx")
-            (site / "charrnn").mkdir(exist_ok=True)
-            for asset in ("picking.js", "random.js"):
-                shutil.copy(site / name / asset, site / "charrnn" / asset)
-            page = browser.new_page()
-            page.goto(f"{url}/ort.html")
-            page.wait_for_function("window.ready === true")
-            ort = page.evaluate(
-                "async (a) => window.runOrt(...a)",
-                [f"{url}/{name}.onnx", list(state_names("lstm")), 512, layers, vocab.chars.index(" "), chars],
-            )
-            page.close()
-        for engine, speed in [("charrnn.js, WASM SIMD", simd), ("charrnn.js, plain JS", plain),
-                              ("onnxruntime-web 1 thread", ort), ("charrnn sample (Python, batch 1)", cli)]:  # fmt: skip
-            if speed is not None:
-                rows.append([name, engine, f"{speed:,.0f}", f"{speed / cli:.0%}"])
+            ort_page, engines["onnxruntime-web 1 thread"] = ort_engine(browser, site, url, model, vocab, name, chars)
+        times = {engine: [] for engine in engines}
+        for _ in range(repeats):
+            for engine, measure in engines.items():
+                times[engine].append(measure())
+        page.close()
+        if ort_page:
+            ort_page.close()
+        cli = statistics.median(times["charrnn sample (Python, batch 1)"])
+        for engine, speeds in times.items():
+            speed = statistics.median(speeds)
+            rows.append([name, engine, f"{speed:,.0f}", f"{min(speeds):,.0f}–{max(speeds):,.0f}", f"{speed / cli:.0%}"])
     return rows
 
 
 def first_char_ms(browser, url: str) -> tuple[float, float]:
     """(navigation to ready, click to the first character) in ms, in a fresh context (nothing cached)."""
     context = browser.new_context()
-    start = time.perf_counter()
-    page = open_ready(browser, url, context)
-    ready = (time.perf_counter() - start) * 1000
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('ready')", polling=5)
+    ready = page.evaluate("performance.now()")  # from the navigation's start
     page.fill("#length", "50")
     page.fill("#seed", "1")
     page.click("#generate")
@@ -249,6 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, help="a trained run (the default model) for load time, bytes and losses")
     parser.add_argument("--chars", type=int, default=3000, help="characters generated per speed figure")
+    parser.add_argument("--repeats", type=int, default=5, help="timings of each engine, interleaved")
     parser.add_argument("--score-chars", type=int, default=20_000, help="validation characters scored in the browser")
     parser.add_argument("--seeds", type=int, default=50, help="seeded samples compared with Python's")
     parser.add_argument("--sample-chars", type=int, default=1000, help="characters per compared sample")
@@ -264,8 +290,9 @@ def main() -> None:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
         try:
             results["version"] = browser.version
-            results["speed"] = speed_rows(browser, site, url, args.chars, ort_dist)
-            print_table(["model", "engine", "chars/s", "of the CLI's"], results["speed"], f"Chromium {browser.version}")
+            results["speed"] = speed_rows(browser, site, url, args.chars, args.repeats, ort_dist)
+            title = f"Chromium {browser.version}, median of {args.repeats} interleaved (plain JS on a quarter of the characters)"
+            print_table(["model", "engine", "chars/s", "range", "of the CLI's"], results["speed"], title)
             if args.run:
                 results |= run_rows(browser, site, url, args.run, args)
                 print_table(["weights", "navigation to ready ms", "click to first char ms", "total ms"], results["first"],

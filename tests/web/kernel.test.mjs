@@ -1,13 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { kernelBytes, matvecJs, simdKernel } from "../../src/charrnn/web/kernel.js";
+import { kernelBytes, matvecJs, packedIndex, simdKernel } from "../../src/charrnn/web/kernel.js";
 
-// y += W x in double precision, the plain way: the reference both products are held to.
+// y += W x in double precision, the plain way, W read through the packed layout's index: the
+// reference both products are held to.
 function naive(heap, w, x, y, rows, cols) {
   const out = [];
   for (let r = 0; r < rows; r++) {
     let sum = heap[y + r];
-    for (let c = 0; c < cols; c++) sum += heap[w + r * cols + c] * heap[x + c];
+    for (let c = 0; c < cols; c++) sum += heap[w + packedIndex(r, c, cols)] * heap[x + c];
     out.push(sum);
   }
   return out;
@@ -25,6 +26,16 @@ function layout(rows, cols, seed) {
 
 test("the hand-written module is valid WebAssembly with SIMD", () => {
   assert.ok(WebAssembly.validate(kernelBytes()));
+});
+
+test("the packed layout puts every element of a matrix in its own place", () => {
+  for (const [rows, cols] of [[4, 4], [8, 12], [12, 36]]) {
+    const seen = new Set();
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) seen.add(packedIndex(r, c, cols));
+    assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({ length: rows * cols }, (_, i) => i));
+  }
+  assert.equal(packedIndex(1, 0, 8), 4); // row 1's first four columns follow row 0's
+  assert.equal(packedIndex(0, 4, 8), 16); // row 0's next four follow the block's first 16
 });
 
 for (const [rows, cols] of [[4, 4], [8, 36], [128, 512], [2048, 512], [84, 132]]) {

@@ -234,10 +234,11 @@ export class Model {
 // Loads an export: `load("./")` from the folder the page sits in. `worker: false` runs the model in
 // this thread; `kernel: "js"` turns WebAssembly off.
 export async function load(source = "./", { worker = true, kernel = "auto" } = {}) {
-  const files = await readExport(source);
-  checkManifest(files.manifest);
+  // The worker starts loading its modules while the weights download.
   const backend = worker && typeof Worker !== "undefined" ? new WorkerBackend(worker) : new LocalBackend();
   try {
+    const files = await readExport(source);
+    checkManifest(files.manifest);
     const started = await backend.start({ manifest: files.manifest, weights: files.weights.slice(0), kernel });
     return new Model(backend, files.manifest, started);
   } catch (error) {

@@ -3,7 +3,7 @@
 // held in one WebAssembly memory so that the SIMD product reads them in place. The first layer's
 // input product is tabulated per character (a row lookup), as the Python sampler does.
 
-import { matvecJs, simdKernel } from "./kernel.js";
+import { matvecJs, packedIndex, simdKernel } from "./kernel.js";
 
 const GATES = { lstm: 4, gru: 3, rnn: 1 };
 const pad4 = (n) => Math.ceil(n / 4) * 4;
@@ -58,10 +58,14 @@ export class Engine {
     const put = (name, source, rows, cols, stride) => {
       for (let r = 0; r < rows; r++) this.heap.set(source.subarray(r * cols, (r + 1) * cols), this.at[name] + r * stride);
     };
+    const putMatrix = (name, source, rows, cols) => { // packed as the kernel reads it (kernel.js)
+      const base = this.at[name], padded = pad4(cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) this.heap[base + packedIndex(r, c, padded)] = source[r * cols + c];
+    };
     for (let i = 0; i < this.layers; i++) {
       const inCols = i === 0 ? embed : H;
-      put(`wih${i}`, tensors[`rnn.weight_ih_l${i}`], this.gateRows, inCols, pad4(inCols));
-      put(`whh${i}`, tensors[`rnn.weight_hh_l${i}`], this.gateRows, H, Hp);
+      putMatrix(`wih${i}`, tensors[`rnn.weight_ih_l${i}`], this.gateRows, inCols);
+      putMatrix(`whh${i}`, tensors[`rnn.weight_hh_l${i}`], this.gateRows, H);
       put(`bih${i}`, tensors[`rnn.bias_ih_l${i}`], 1, this.gateRows, 0);
       put(`bhh${i}`, tensors[`rnn.bias_hh_l${i}`], 1, this.gateRows, 0);
       if (this.cell !== "gru") {
@@ -73,7 +77,7 @@ export class Engine {
         }
       }
     }
-    put("headW", tensors["head.weight"], this.vocab, H, Hp);
+    putMatrix("headW", tensors["head.weight"], this.vocab, H);
     put("headB", tensors["head.bias"], 1, this.vocab, 0);
     this.embedding = tensors["embed.weight"];
   }
