@@ -93,7 +93,8 @@ def test_any_shaping_flag_turns_the_choice_off(monkeypatch, tmp_path, flag, valu
     asked = {}
     monkeypatch.setattr(cli, "train", lambda config, **kw: asked.update(kw) or _Done())
     value = {"cell": "gru", "batch_size": "8", "seq_len": "8", "embed_dim": "8"}.get(flag, value)
-    run_main("train", tmp_path / "t.txt", "--out", tmp_path / "r", f"--{flag.replace('_', '-')}", value)
+    switch = [f"--{flag.replace('_', '-')}"] + ([] if flag == "locked_dropout" else [value])  # a switch takes no value
+    run_main("train", tmp_path / "t.txt", "--out", tmp_path / "r", *switch)
     assert asked["choose_for_budget"] is False
     run_main("train", tmp_path / "t.txt", "--out", tmp_path / "r", "--seed", "3", "--warmup-steps", "10")
     assert asked["choose_for_budget"] is True

@@ -43,6 +43,14 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="validate on this file (text or a prepared corpus) instead of the training text's tail (repeat for more)",
     )
+    p.add_argument(
+        "--teacher",
+        dest="teachers",
+        action="append",
+        metavar="RUN",
+        default=argparse.SUPPRESS,
+        help="also learn from this trained run's next-character distribution (repeat: their mean); see --distill-mix",
+    )
 
 
 def cmd_train(args) -> int:
@@ -62,7 +70,7 @@ def cmd_train(args) -> int:
         raise CharRNNError("give one or more text files to train on (or --resume RUN_DIR)")
     given.setdefault("out", str(Path("runs") / Path(given["texts"][0]).stem))
     config = TrainConfig(**given, model=ModelConfig(**model_changes))
-    shaped = (given.keys() | model_changes.keys()) & set(SHAPING_FLAGS)
+    shaped = (given.keys() | model_changes.keys()) & {*SHAPING_FLAGS, "teachers"}  # a probe times no teacher
     return train(config, keep_freed_memory=True, choose_for_budget=not shaped).exit_code
 
 

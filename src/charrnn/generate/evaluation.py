@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -145,9 +145,9 @@ def evaluate_dynamic(
 
 def _learner(model: CharRNN) -> CharRNN:
     """A copy of `model` that learns without dropout. cuDNN computes an RNN's gradients only in training
-    mode, so the copy stays in training mode with its dropout and weight drop set to zero."""
+    mode, so the copy stays in training mode with its regularisers (dropout, weight drop, ...) off."""
     learner = copy.deepcopy(model).requires_grad_(True).train()
-    learner.config = replace(model.config, dropout=0.0, weight_drop=0.0)
+    learner.config = model.config.without_regularisation()
     learner.rnn.dropout = 0.0
     return learner
 

@@ -14,6 +14,7 @@ benchmarks/bench_train.py measures each; tests check each against the plain call
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -68,14 +69,16 @@ def layer_by_layer_applies(training: bool, p: float, layers: int, inputs: torch.
 _FUNCTIONAL = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
 
 
-def layer_by_layer(cell: str, layers: int, p: float, inputs: torch.Tensor, state, weights: dict[str, torch.Tensor]):
+def layer_by_layer(cell: str, layers: int, between: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+                   state, weights: dict[str, torch.Tensor]):  # fmt: skip
     """The layers one call each (torch's own functional LSTM/GRU/RNN, what nn.LSTM calls), with
-    `dropout` between them: in training, what the fused call with its dropout computes."""
+    `between` (the model's dropout) applied between them: in training, what the fused call with its
+    dropout computes, or with a dropout mask per sequence what it cannot."""
     states, finals = state if cell == "lstm" else (state,), []
     out = inputs
     for layer in range(layers):
         if layer > 0:
-            out = dropout(out, p, True)
+            out = between(out)
         params = [weights[f"{kind}_l{layer}"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         hx = tuple(s[layer : layer + 1] for s in states)
         # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)

@@ -20,7 +20,7 @@ import torch
 from ..data.dataset import Data, prepare_data
 from ..errors import CharRNNError, flag_name, setting
 from ..model import devices
-from ..model.network import MODEL_FLAGS, ModelConfig, parameters_of
+from ..model.network import MODEL_FLAGS, REGULARISERS, ModelConfig, parameters_of
 from .config import TrainConfig
 from .distributed import SINGLE, World
 from .steptime import median_step, scratch_trainer
@@ -31,9 +31,10 @@ SHAPING_FLAGS = (
     "layers",
     "hidden",
     "embed_dim",
-    "dropout",
-    "weight_drop",
+    *REGULARISERS,
     "ema",
+    "ar",
+    "tar",
     "batch_size",
     "seq_len",
     "lr",
@@ -189,11 +190,13 @@ def _command(config: TrainConfig, flags: dict) -> str:
 
 
 def _words(name: str, value) -> list[str]:
-    flag = "--val-text" if name == "val_texts" else flag_name(name)
+    flag = {"val_texts": "--val-text", "teachers": "--teacher"}.get(name) or flag_name(name)
     if value is None or value is False:
         return []
     if value is True:
         return [flag]
+    if name == "teachers":
+        return [word for teacher in value for word in (flag, str(teacher))]
     if isinstance(value, list | tuple):
         return [flag, *map(str, value)]
     if name == "time_budget":

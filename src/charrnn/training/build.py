@@ -19,6 +19,7 @@ from ..runs import state
 from ..runs.rundir import RunDir
 from . import distributed
 from .config import TrainConfig
+from .distill import Teachers
 from .distributed import SINGLE, Agreement, World
 from .trainer import Setup, Trainer
 
@@ -50,7 +51,10 @@ def build_trainer(
             parts.model.weight_drop_generator = torch.Generator().manual_seed(config.seed)
         if world.rank:
             torch.manual_seed(distributed.rank_seed(config.seed, world.rank))
-    setup = Setup(world, device, Agreement(world, device), autocast_dtype, ddp)
+    teachers = None
+    if config.teachers:
+        teachers = Teachers(config.teachers, data.vocab, device, config.distill_temperature)
+    setup = Setup(world, device, Agreement(world, device), autocast_dtype, ddp, teachers)
     return Trainer(config, parts, data, setup, run_dir, stream)
 
 

@@ -51,6 +51,23 @@ class TrainConfig:
         "start anywhere in a text; 0: only at each epoch's start",
     )
     ema: float = fraction(0.0, "validate and sample with a moving average of the weights of this decay, 0 for none")
+    teachers: tuple[str, ...] = ()  # runs to distil from (the mean of their distributions); cli's --teacher
+    distill_mix: float = fraction(
+        0.5,
+        "--teacher: the share of the loss that is the teachers' distribution, the rest the text's characters",
+        closed=True,
+    )
+    distill_temperature: float = positive(
+        1.0, "--teacher: the temperature softening the teachers' and the model's distributions"
+    )
+    ar: float = non_negative(
+        0.0,
+        "activation regularisation: add this times the mean square of the last layer's dropped outputs to the training loss",
+    )
+    tar: float = non_negative(
+        0.0,
+        "temporal activation regularisation: add this times the mean square of the last layer's step-to-step change",
+    )
     precision: str = option(
         "fp32",
         "the forward pass in fp32, or in bf16/fp16 autocast (bf16 steps ~1.5x faster on CPUs with AVX512-BF16 "
@@ -112,6 +129,7 @@ class TrainConfig:
     def __post_init__(self):
         object.__setattr__(self, "texts", tuple(str(t) for t in self.texts))
         object.__setattr__(self, "val_texts", tuple(str(t) for t in self.val_texts))
+        object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
             object.__setattr__(self, "time_budget", DEFAULT_TIME_BUDGET_S)
         check(self)

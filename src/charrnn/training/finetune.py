@@ -12,12 +12,12 @@ import torch
 
 from ..data.vocab import Vocab
 from ..errors import CharRNNError, setting
-from ..model.network import ModelConfig
+from ..model.network import REGULARISERS, ModelConfig
 from ..runs.rundir import load_model
 from .config import TrainConfig
 
 ARCHITECTURE = ("cell", "hidden", "layers", "embed_dim")  # what the weights' shapes depend on
-REGULARISATION = ("dropout", "weight_drop")  # the new run's own when set away from the default
+REGULARISATION = REGULARISERS  # the new run's own when set away from the default
 
 
 def starting_point(config: TrainConfig) -> tuple[TrainConfig, Vocab, dict[str, torch.Tensor]]:

@@ -60,6 +60,7 @@ def train(
         config,
         texts=tuple(str(Path(t).resolve()) for t in config.texts),
         val_texts=tuple(str(Path(t).resolve()) for t in config.val_texts),
+        teachers=tuple(str(Path(t).resolve()) for t in config.teachers),
     )
     if config.tensorboard:
         tensorboard.check_available()
