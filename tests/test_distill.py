@@ -18,7 +18,7 @@ from charrnn.training.distill import distill_loss
 from conftest import run_main, tiny_config
 
 
-def test_the_loss_against_a_hand_computation_on_three_characters():
+def test_the_loss_against_a_hand_computation_on_three_characters():  # KL, so 0 where the model matches
     logits = torch.tensor([[[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]]])
     targets = torch.tensor([[0, 2]])
     soft = torch.tensor([[[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]]])
@@ -30,9 +30,9 @@ def test_the_loss_against_a_hand_computation_on_three_characters():
 
     rows = logits[0].tolist()
     hard = -(log_softmax(rows[0], 1)[0] + log_softmax(rows[1], 1)[2]) / 2
-    soft_ce = -sum(p * q for row, ps in zip(rows, soft[0].tolist(), strict=True)
-                   for p, q in zip(ps, log_softmax(row, temperature), strict=True)) / 2  # fmt: skip
-    want = (1 - mix) * hard + mix * temperature**2 * soft_ce
+    soft_kl = sum(p * (math.log(p) - q) for row, ps in zip(rows, soft[0].tolist(), strict=True)
+                  for p, q in zip(ps, log_softmax(row, temperature), strict=True)) / 2  # fmt: skip
+    want = (1 - mix) * hard + mix * temperature**2 * soft_kl
     assert distill_loss(logits, targets, soft, mix, temperature).item() == pytest.approx(want, rel=1e-6)
     assert distill_loss(logits, targets, soft, 0.0, temperature).item() == pytest.approx(hard, rel=1e-6)
 

@@ -35,22 +35,15 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     add_flags(p, ModelConfig, suppress=True)
     add_flags(p, TrainConfig, suppress=True)
-    p.add_argument(
-        "--val-text",
-        dest="val_texts",
-        action="append",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="validate on this file (text or a prepared corpus) instead of the training text's tail (repeat for more)",
-    )
-    p.add_argument(
-        "--teacher",
-        dest="teachers",
-        action="append",
-        metavar="RUN",
-        default=argparse.SUPPRESS,
-        help="also learn from this trained run's next-character distribution (repeat: their mean); see --distill-mix",
-    )
+    repeatable(p, "--val-text", "val_texts", "FILE",
+               "validate on this file (text or a prepared corpus) instead of the training text's tail (repeat for more)")  # fmt: skip
+    repeatable(p, "--teacher", "teachers", "RUN",
+               "also learn from this trained run's next-character distribution (repeat: their mean); see --distill-mix")  # fmt: skip
+
+
+def repeatable(p: argparse.ArgumentParser, flag: str, dest: str, metavar: str, help: str) -> None:
+    """A flag given once per value, gathered into the setting `dest` (left out when never given)."""
+    p.add_argument(flag, dest=dest, action="append", metavar=metavar, default=argparse.SUPPRESS, help=help)
 
 
 def cmd_train(args) -> int:

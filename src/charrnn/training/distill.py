@@ -46,10 +46,13 @@ class Teachers:
 
 
 def distill_loss(logits: torch.Tensor, targets: torch.Tensor, soft: torch.Tensor, mix: float, temperature: float):
-    """(1 - mix) · the cross-entropy with the text + mix · T² · the cross-entropy with the teachers' softened
-    distribution (T² keeps the soft part's gradients the size of the hard part's as T changes)."""
+    """(1 - mix) · the cross-entropy with the text + mix · T² · the KL divergence from the teachers' softened
+    distribution to the model's (T² keeps the soft part's gradients the size of the hard part's as T
+    changes; KL rather than cross-entropy, the same gradient, so that the reported loss is 0 where the
+    model matches its teachers, not their entropy)."""
     vocab = logits.shape[-1]
     hard = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
     log_student = F.log_softmax(logits.reshape(-1, vocab).float() / temperature, dim=-1)
-    soft_part = -(soft.reshape(-1, vocab) * log_student).sum(-1).mean()
+    soft = soft.reshape(-1, vocab)
+    soft_part = (torch.special.xlogy(soft, soft) - soft * log_student).sum(-1).mean()
     return (1 - mix) * hard + mix * temperature**2 * soft_part
