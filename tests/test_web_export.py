@@ -15,6 +15,8 @@ from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.model.network import CharRNN, ModelConfig
 from charrnn.web import export as web_export
+from charrnn.web import inline
+from charrnn.web.assets import MODULES
 from charrnn.web.export import ASSETS, WEIGHTS_FILE, export_web, quantize
 from charrnn.web.inline import single_file_html
 
@@ -108,7 +110,7 @@ def test_the_single_file_holds_every_module_and_nothing_from_outside(tiny, tmp_p
     out, _ = export_web(model, vocab, tmp_path / "m.html", "int8", {"name": "</script><b>"}, single_file=True)
     page = out.read_text()
     assert not re.search(r'(src|href)="(?!data:)', page) and "<style>" in page  # nothing fetched
-    assert page.count("data-module=") == len(web_export.MODULES) and 'id="charrnn-worker"' in page
+    assert page.count("data-module=") == len(MODULES) and 'id="charrnn-worker"' in page
     assert page.lower().count("</script") == page.lower().count("<script")  # the card's name did not close one
     meta = json.loads(page.split('id="charrnn-manifest">')[1].split("</script>")[0])
     assert meta["card"]["name"] == "</script><b>"
@@ -117,7 +119,7 @@ def test_the_single_file_holds_every_module_and_nothing_from_outside(tiny, tmp_p
 
 
 def test_inlining_refuses_a_module_that_would_close_its_script_element(monkeypatch):
-    monkeypatch.setattr(web_export, "asset_text", lambda name: "let x = '</SCRIPT>';")
+    monkeypatch.setattr(inline, "asset_text", lambda name: "let x = '</SCRIPT>';")
     with pytest.raises(CharRNNError, match="</script"):
         single_file_html({"card": {}}, b"")
 

@@ -18,7 +18,6 @@ import tempfile
 import typing
 import zlib
 from dataclasses import fields
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +29,14 @@ from ..generate.picking import SamplingOptions
 from ..generate.sampler import Sampler
 from ..model.network import CharRNN, count_parameters
 from ..settings import specs
+from .assets import ASSETS, asset_text
+from .inline import write_single_file
 
 FORMAT, VERSION = "charrnn-web", 1
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 WEIGHTS_FILE = "weights.bin"
 GOLDEN_LENGTH = 64  # symbols in the golden text
 GOLDEN_TOLERANCE = 1e-3  # nats: float32 engines agree to ~1e-6; a wrong weight is off by far more
-# The modules in the order their imports need (each only imports ones before it), then the page.
-MODULES = ("kernel.js", "engine.js", "format.js", "picking.js", "random.js", "stops.js", "session.js",
-           "worker.js", "charrnn.js", "controls.js", "page.js")  # fmt: skip
-WORKER_MODULES = MODULES[: MODULES.index("worker.js") + 1]  # what the worker runs
-ASSETS = (*MODULES, "page.css", "index.html")
-
-
-def asset_text(name: str) -> str:
-    return resources.files("charrnn.web").joinpath(name).read_text(encoding="utf-8")
 
 
 def _quantized(tensor: torch.Tensor, mode: str) -> tuple[bytes, bytes | None, torch.Tensor, str]:
@@ -156,8 +148,6 @@ def export_web(model: CharRNN, vocab: Vocab, out: str | os.PathLike, mode: str =
     meta = manifest(model, vocab, card or {}, mode, blob, table, seen)
     out = Path(out)
     if single_file:
-        from .inline import write_single_file
-
         return write_single_file(out, meta, blob), seen
     out.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

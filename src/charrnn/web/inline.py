@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import CharRNNError
+from .assets import MODULES, WORKER_MODULES, asset_text
 
 BOOT = """
 const urls = {};
@@ -42,8 +43,6 @@ def _linked(name: str, source: str) -> str:
 
 def worker_script() -> str:
     """worker.js and the modules under it as one classic script (no import, no export)."""
-    from .export import WORKER_MODULES, asset_text
-
     return '"use strict";\nconst modules = {};\n' + "\n".join(_linked(n, asset_text(n)) for n in WORKER_MODULES)
 
 
@@ -55,8 +54,6 @@ def _inert(kind: str, attributes: str, text: str) -> str:
 
 
 def single_file_html(meta: dict, blob: bytes) -> str:
-    from .export import MODULES, asset_text
-
     page = asset_text("index.html")
     style = f"<style>\n{asset_text('page.css')}</style>"
     manifest_json = json.dumps(meta).replace("</", "<\\/")  # a JSON escape, so the text stays JSON
