@@ -53,7 +53,7 @@ def build_trainer(
             torch.manual_seed(distributed.rank_seed(config.seed, world.rank))
     teachers = None
     if config.teachers:
-        teachers = Teachers(config.teachers, data.vocab, device, config.distill_temperature)
+        teachers = Teachers.load(config.teachers, data.vocab, device, config.distill_temperature)
     setup = Setup(world, device, Agreement(world, device), autocast_dtype, ddp, teachers)
     return Trainer(config, parts, data, setup, run_dir, stream)
 

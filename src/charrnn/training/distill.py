@@ -18,8 +18,15 @@ from ..runs.rundir import load_model
 class Teachers:
     """The teachers' models, on the trainer's device, frozen, in evaluation mode."""
 
-    def __init__(self, runs: Sequence[str], vocab: Vocab, device: torch.device, temperature: float):
-        self.models, self.temperature = [], temperature
+    def __init__(self, models: Sequence[torch.nn.Module], temperature: float):
+        self.models = [model.eval().requires_grad_(False) for model in models]
+        self.temperature = temperature
+        self.counts = [len(m.init_state(1, "cpu")) for m in self.models]  # state tensors per teacher
+
+    @classmethod
+    def load(cls, runs: Sequence[str], vocab: Vocab, device: torch.device, temperature: float) -> Teachers:
+        """The runs' best checkpoints as teachers; a run with another vocabulary is refused."""
+        models = []
         for run in runs:
             model, theirs, _ = load_model(run, "best", device)
             if theirs != vocab:
@@ -27,8 +34,8 @@ class Teachers:
                     f"teacher {run} has another vocabulary ({len(theirs)} symbols; this text has {len(vocab)}): "
                     "a teacher must be trained on the same characters"
                 )
-            self.models.append(model.eval().requires_grad_(False))
-        self.counts = [len(m.init_state(1, "cpu")) for m in self.models]  # state tensors per teacher
+            models.append(model)
+        return cls(models, temperature)
 
     def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
         return tuple(s for model in self.models for s in model.init_state(batch))

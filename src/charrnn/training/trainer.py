@@ -1,6 +1,6 @@
 """The training loop: Adam, the schedule (schedule.py), global-norm clipping, the recurrent state
 carried (detached) from batch to batch and reset at each epoch and, per stream, at random windows
-(batches.py says why), periodic validation and checkpoints.
+(batches.py says why), periodic validation and checkpoints. What a step minimises is objective.py's.
 
 `Trainer` is handed what build.py built and knows only the run: step, validate, report, save and
 restore (runner.py starts and resumes runs). What is printed and logged is `Reporter`'s.
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data.batches import Batch, BatchSource
@@ -34,9 +33,9 @@ from ..runs.metrics import Reporter, RunSummary, SilentReporter, StepMetrics
 from ..runs.rundir import RunDir
 from . import distributed
 from .config import TrainConfig
-from .distill import Teachers, distill_loss
+from .distill import Teachers
 from .distributed import Agreement, World
-from .penalties import activation_penalty
+from .objective import Objective
 from .schedule import learning_rate
 from .tensorboard import TensorBoardLog
 
@@ -110,10 +109,11 @@ class Trainer:
         `run_dir` (None: a trainer that only steps, as the budget's probe times one)."""
         self.config, self.parts, self.data, self.stream = config, parts, data, stream
         self.world, self.device, self.agreement = setup.world, setup.device, setup.agreement
-        self.autocast_dtype, self.ddp, self.teachers = setup.autocast_dtype, setup.ddp, setup.teachers
+        self.autocast_dtype, self.ddp = setup.autocast_dtype, setup.ddp
         self.run_dir = run_dir
-        self.carried = self.initial_state()
-        self.own_states = len(parts.model.init_state(1, "cpu"))  # the carried tensors that are the model's
+        self.objective = Objective(config, parts.model, setup.teachers)
+        self.rows = config.batch_size // self.world.size  # the streams this process carries
+        self.carried = self.objective.initial_state(self.rows)
         self.clock = 0.0  # rank 0's training seconds as of the last step, which every rank's schedule reads
         self.step = 0
         self.elapsed_prior = 0.0  # training seconds spent before this process (resumed runs)
@@ -272,7 +272,7 @@ class Trainer:
         model, optimizer, scaler = self.model, self.parts.optimizer, self.parts.scaler
         batch = self.next_batch()
         if batch.starts_epoch:
-            self.carried = self.initial_state()
+            self.carried = self.objective.initial_state(self.rows)
         elif batch.resets is not None:
             keep = (~batch.resets).to(self.carried[0].dtype)[None, :, None]
             self.carried = tuple(s * keep for s in self.carried)
@@ -302,27 +302,10 @@ class Trainer:
         )
         return loss_value, batch.targets.numel()
 
-    def initial_state(self) -> tuple[torch.Tensor, ...]:
-        """The zero state the model carries: its own, then the teachers' (--teacher)."""
-        batch = self.config.batch_size // self.world.size
-        return self.model.init_state(batch) + (self.teachers.init_state(batch) if self.teachers else ())
-
     def forward_loss(self, batch: Batch) -> tuple[torch.Tensor, tuple]:
-        """The batch's mean cross-entropy (mixed with the teachers' distribution where there are teachers),
-        plus AR and TAR where asked, in autocast's precision if any; and the state after it."""
-        config = self.config
-        state, teacher_state = self.carried[: self.own_states], self.carried[self.own_states :]
+        """The objective's loss on the batch from the carried state, in autocast's precision if any."""
         with torch.autocast(self.device.type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            penalised = config.ar > 0 or config.tar > 0
-            logits, carried, *outputs = (self.ddp or self.model)(batch.inputs, state, outputs=penalised)
-            if self.teachers:
-                soft, teacher_state = self.teachers.soft_targets(batch.inputs, teacher_state)
-                loss = distill_loss(logits, batch.targets, soft, config.distill_mix, config.distill_temperature)
-            else:
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
-            if outputs:
-                loss = loss + activation_penalty(*outputs[0], config.ar, config.tar)
-        return loss, carried + teacher_state
+            return self.objective.loss(self.ddp or self.model, batch, self.carried)
 
     def _non_finite(self, what: str) -> CharRNNError:
         good = self.run_dir.checkpoints()
