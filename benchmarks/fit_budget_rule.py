@@ -1,11 +1,12 @@
 """Fit the budget rule's thresholds (charrnn/training/budget.py) to timed runs, and check each fit on the other text.
 
 The rule takes the largest setting whose epochs in the budget reach its threshold: regularised-768 when
-its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the defaults. A measured case is
-a text and a budget with the best validation of each setting that was timed on it; a pair of thresholds
+its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the last candidate, locked-512
+(where it was not timed, the fixed defaults it replaced stand in for it). A measured case is a machine, a
+text and a budget with the best validation of each setting that was timed on it; a pair of thresholds
 fits a set of cases when, in every case, the setting it picks was timed there and is within 0.005 of the
-best timed one. The epochs are the rule's own input: the budget's steps at each setting's
-probed step time, times its characters per step, over the training text.
+best timed one. The epochs are the rule's own input: the budget's steps at each setting's step time as
+probed on that machine, times its characters per step, over the training text.
 
     .venv/bin/python benchmarks/fit_budget_rule.py benchmarks/budget_evidence.csv
 
@@ -28,15 +29,15 @@ GRID = [round(0.1 * i, 1) for i in range(1, 301)]  # thresholds 0.1 .. 30 epochs
 
 
 def read_cases(path: str) -> tuple[dict, dict]:
-    """{(text, budget_s): {setting: best validation}} and {(text, budget_s): training characters}, plus the
-    probed seconds per step of each setting (rows whose setting column reads 'probe:NAME')."""
-    cases, chars, seconds = defaultdict(dict), {}, {}
+    """{(machine, text, budget_s): {setting: best validation}} and the same keys' training characters, plus
+    each machine's probed seconds per step of each setting (rows whose setting column reads 'probe:NAME')."""
+    cases, chars, seconds = defaultdict(dict), {}, defaultdict(dict)
     with open(path, newline="") as f:
         for row in csv.DictReader(line for line in f if not line.startswith("#")):
             if row["setting"].startswith("probe:"):
-                seconds[row["setting"][6:]] = float(row["best_val"])
+                seconds[row["machine"]][row["setting"][6:]] = float(row["best_val"])
                 continue
-            key = (row["text"], float(row["budget_s"]))
+            key = (row["machine"], row["text"], float(row["budget_s"]))
             cases[key][row["setting"]] = float(row["best_val"])
             chars[key] = int(row["train_chars"])
     return {"cases": cases, "chars": chars}, seconds
@@ -47,6 +48,7 @@ def _with_threshold(index: int) -> dict[float, object]:
 
 
 REG, WIDE = _with_threshold(0), _with_threshold(1)
+FALLBACK = SETTINGS[2].name
 
 
 def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: int) -> str:
@@ -56,11 +58,15 @@ def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: i
 
 
 def regrets(thresholds, evidence, seconds, keys) -> list[float | None]:
-    """Per case: how far the picked setting is from the best timed one (None: the pick was not timed)."""
+    """Per case: how far the picked setting is from the best timed one (None: the pick was not timed). Where
+    the fallback was not timed, the fixed defaults it replaced stand in for it (on the machine where both
+    were timed it was the better at 10 minutes and level at equal steps at 5; docs/experiments.md, section 14)."""
     out = []
-    for key in keys:
-        timed = evidence["cases"][key]
-        chosen = pick(thresholds, seconds, key[1], evidence["chars"][key])
+    for machine, text, budget in keys:
+        timed = dict(evidence["cases"][(machine, text, budget)])
+        if FALLBACK not in timed and "defaults" in timed:
+            timed[FALLBACK] = timed.pop("defaults")
+        chosen = pick(thresholds, seconds[machine], budget, evidence["chars"][(machine, text, budget)])
         out.append(timed[chosen] - min(timed.values()) if chosen in timed else None)
     return out
 
@@ -82,8 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     evidence, seconds = read_cases(args.evidence)
     groups = {
-        "anna.txt and its fractions": [k for k in evidence["cases"] if k[0].startswith("anna")],
-        "tinyshakespeare.txt": [k for k in evidence["cases"] if k[0].startswith("tinyshakespeare")],
+        "anna.txt and its fractions": [k for k in evidence["cases"] if k[1].startswith("anna")],
+        "tinyshakespeare.txt": [k for k in evidence["cases"] if k[1].startswith("tinyshakespeare")],
     }
     groups["both"] = [k for keys in groups.values() for k in keys]
     regions = {}
@@ -106,9 +112,10 @@ def main() -> None:
             f"excess loss over the best timed setting {worst:.4f}; {untimed} pick a setting not timed there"
         )
     for key in groups["both"]:
+        machine, text, budget = key
         timed = ", ".join(f"{s} {v:.4f}" for s, v in sorted(evidence["cases"][key].items(), key=lambda x: x[1]))
-        shown = ", ".join(f"{s} {e:.1f}" for s, e in rule(seconds, key[1], evidence["chars"][key])[1].items())
-        print(f"  {key[0]} {key[1] / 60:g} min: {timed}  (epochs: {shown})")
+        shown = ", ".join(f"{s} {e:.1f}" for s, e in rule(seconds[machine], budget, evidence["chars"][key])[1].items())
+        print(f"  {machine} {text} {budget / 60:g} min: {timed}  (epochs: {shown})")
 
 
 if __name__ == "__main__":
