@@ -26,7 +26,7 @@ from charrnn.training.config import TrainConfig
 from charrnn.training.distill import Teachers, distill_loss
 from charrnn.training.objective import Objective
 
-from common import print_table, save_results
+from common import interleaved_seconds, print_table, save_results
 
 VOCAB, BATCH, STEPS, FILL_STEPS = 83, 32, 50, 500
 ANNA_TRAIN_CHARS = 1_786_701
@@ -72,6 +72,11 @@ def fill_seconds_per_char(teachers: Teachers) -> float:
     return (time.perf_counter() - start) / ids.numel()
 
 
+def fill_recorder(fills: list[float], teachers: Teachers):
+    """What each round ends with: one timing of the teachers' pass, appended to `fills`."""
+    return lambda: fills.append(fill_seconds_per_char(teachers))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teachers", type=int, nargs="+", default=[1, 3, 6])
@@ -84,17 +89,8 @@ def main() -> None:
         teachers = Teachers([model(seed) for seed in range(1, k + 1)], 2.0)
         steps = {"alone": student_step(None, None), "on the fly": student_step(teachers, None)}
         steps["cached"] = student_step(None, cache)
-        for step in steps.values():
-            step()  # warm
-        times = {name: [] for name in steps}
         fills = []
-        for _ in range(args.rounds):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    step()
-                times[name].append((time.perf_counter() - start) / args.steps)
-            fills.append(fill_seconds_per_char(teachers))
+        times = interleaved_seconds(steps, args.rounds, args.steps, fill_recorder(fills, teachers))
         alone, fly, read = (statistics.median(times[n]) for n in ("alone", "on the fly", "cached"))
         fill = statistics.median(fills) * BATCH * STEPS
         rows.append(

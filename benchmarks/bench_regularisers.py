@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from torch.nn import functional as F
@@ -20,7 +19,7 @@ from torch.nn import functional as F
 from charrnn.model.network import CharRNN, ModelConfig
 from charrnn.training.penalties import activation_penalty
 
-from common import print_table, save_results
+from common import interleaved_seconds, print_table, save_results
 
 VOCAB, BATCH, STEPS = 83, 32, 50
 VARIANTS = {
@@ -59,16 +58,7 @@ def main() -> None:
     rows = []
     for layers in (1, 2):
         steps = {name: stepper(layers, *variant) for name, variant in VARIANTS.items()}
-        for step in steps.values():
-            for _ in range(3):
-                step()  # warm
-        times = {name: [] for name in steps}
-        for _ in range(args.rounds):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    step()
-                times[name].append((time.perf_counter() - start) / args.steps)
+        times = interleaved_seconds(steps, args.rounds, args.steps)
         base = statistics.median(times["none"])
         for name, seconds in times.items():
             median = statistics.median(seconds)

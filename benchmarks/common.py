@@ -41,6 +41,23 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved_seconds(steps: dict, rounds: int, repeats: int, after_round=None) -> dict[str, list[float]]:
+    """Seconds per call of each of `steps`, timed in turn round by round (so the machine's drift hits all
+    alike), after one warm-up call each; `after_round()` runs at the end of every round."""
+    for step in steps.values():
+        step()
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(repeats):
+                step()
+            times[name].append((time.perf_counter() - start) / repeats)
+        if after_round is not None:
+            after_round()
+    return times
+
+
 def print_table(header: list[str], rows: list[list], title: str = "") -> None:
     cells = [header] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
