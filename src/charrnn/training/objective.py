@@ -5,6 +5,7 @@ state a step carries: the model's own tensors first, then the teachers'."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch.nn import functional as F
@@ -22,9 +23,10 @@ class Objective:
     model: CharRNN
     teachers: Teachers | None
 
-    @property
+    @cached_property
     def own_states(self) -> int:
-        """How many of the carried tensors are the model's (the rest are the teachers')."""
+        """How many of the carried tensors are the model's (the rest are the teachers'); counted once, not
+        per step."""
         return len(self.model.init_state(1, "cpu"))
 
     def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
