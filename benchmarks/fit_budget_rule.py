@@ -1,11 +1,13 @@
 """Fit the budget rule's thresholds (charrnn/training/budget.py) to timed runs, and check each fit on the other text.
 
 The rule takes the largest setting whose epochs in the budget reach its threshold: regularised-768 when
-its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the last candidate, locked-512
-(where it was not timed, the fixed defaults it replaced stand in for it). A measured case is a machine, a
-text and a budget with the best validation of each setting that was timed on it; a pair of thresholds
-fits a set of cases when, in every case, the setting it picks was timed there and is within 0.005 of the
-best timed one. The epochs are the rule's own input: the budget's steps at each setting's step time as
+its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the default 1x512 under AR and
+TAR, with locked dropout too (locked-512) when its epochs reach T_locked, without (artar-512) when not
+(where neither was timed, the fixed defaults they replaced stand in for them). A measured case is a
+machine, a text and a budget with the best validation of each setting that was timed on it; thresholds
+fit a set of cases when, in every case, the setting they pick was timed there and is within 0.005 of the
+best timed one. T_reg and T_wide are fitted together with T_locked at its shipped value, then T_locked
+alone with the other two at theirs. The epochs are the rule's own input: the budget's steps at each setting's step time as
 probed on that machine, times its characters per step, over the training text.
 
     .venv/bin/python benchmarks/fit_budget_rule.py benchmarks/budget_evidence.csv
@@ -40,6 +42,9 @@ def read_cases(path: str) -> tuple[dict, dict]:
             key = (row["machine"], row["text"], float(row["budget_s"]))
             cases[key][row["setting"]] = float(row["best_val"])
             chars[key] = int(row["train_chars"])
+    for probed in seconds.values():  # the defaults' step stands in for the same model's under AR and TAR
+        if "defaults" in probed:
+            probed.update({name: probed.get(name, probed["defaults"]) for name in (SETTINGS[2].name, SETTINGS[3].name)})
     return {"cases": cases, "chars": chars}, seconds
 
 
@@ -47,32 +52,39 @@ def _with_threshold(index: int) -> dict[float, object]:
     return {t: replace(SETTINGS[index], min_epochs=t) for t in GRID}
 
 
-REG, WIDE = _with_threshold(0), _with_threshold(1)
-FALLBACK = SETTINGS[2].name
+REG, WIDE, LOCKED = _with_threshold(0), _with_threshold(1), _with_threshold(2)
+FALLBACKS = (SETTINGS[2].name, SETTINGS[3].name)
+SHIPPED_LOCKED = SETTINGS[2].min_epochs
 
 
-def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: int) -> str:
-    """The product's own rule, with these thresholds for regularised-768 and wide-896."""
+def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: int, t_locked=SHIPPED_LOCKED) -> str:
+    """The product's own rule, with these thresholds for regularised-768, wide-896 and locked-512."""
     t_reg, t_wide = thresholds
-    return rule(seconds, budget, chars, (REG[t_reg], WIDE[t_wide], SETTINGS[2]))[0].name
+    candidates = (REG[t_reg], WIDE[t_wide], LOCKED[t_locked], SETTINGS[3])
+    return rule(seconds, budget, chars, candidates)[0].name
 
 
-def regrets(thresholds, evidence, seconds, keys) -> list[float | None]:
+def regrets(thresholds, evidence, seconds, keys, t_locked=SHIPPED_LOCKED) -> list[float | None]:
     """Per case: how far the picked setting is from the best timed one (None: the pick was not timed). Where
-    the fallback was not timed, the fixed defaults it replaced stand in for it (on the machine where both
-    were timed it was the better at 10 minutes and level at equal steps at 5; docs/experiments.md, section 14)."""
+    neither 1x512 under AR and TAR was timed, the fixed defaults they replaced stand in for both (on the
+    machine where all were timed they were better at 10 minutes and level at equal steps at 5; section 14)."""
     out = []
     for machine, text, budget in keys:
         timed = dict(evidence["cases"][(machine, text, budget)])
-        if FALLBACK not in timed and "defaults" in timed:
-            timed[FALLBACK] = timed.pop("defaults")
-        chosen = pick(thresholds, seconds[machine], budget, evidence["chars"][(machine, text, budget)])
+        if not any(name in timed for name in FALLBACKS) and "defaults" in timed:
+            timed.update({name: timed["defaults"] for name in FALLBACKS})
+            del timed["defaults"]
+        chosen = pick(thresholds, seconds[machine], budget, evidence["chars"][(machine, text, budget)], t_locked)
         out.append(timed[chosen] - min(timed.values()) if chosen in timed else None)
     return out
 
 
-def fits(thresholds, evidence, seconds, keys) -> bool:
-    return all(r is not None and r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys))
+def fits(thresholds, evidence, seconds, keys, t_locked=SHIPPED_LOCKED) -> bool:
+    return all(r is not None and r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys, t_locked))
+
+
+def shipped_pair() -> tuple[float, float]:
+    return SETTINGS[0].min_epochs, SETTINGS[1].min_epochs
 
 
 def describe(region: list[tuple[float, float]]) -> str:
@@ -96,6 +108,8 @@ def main() -> None:
     for name, keys in groups.items():
         regions[name] = [t for t in itertools.product(GRID, GRID) if fits(t, evidence, seconds, keys)]
         print(f"fit on {name}: {describe(regions[name])}")
+        lockeds = [t for t in GRID if fits(shipped_pair(), evidence, seconds, keys, t)]
+        print(f"  with T_reg, T_wide as shipped: T_locked {f'{lockeds[0]}..{lockeds[-1]}' if lockeds else 'none fits'}")
     for fitted, scored in (
         ("anna.txt and its fractions", "tinyshakespeare.txt"),
         ("tinyshakespeare.txt", "anna.txt and its fractions"),
