@@ -7,8 +7,8 @@ TAR, with locked dropout too (locked-512) when its epochs reach T_locked, withou
 machine, a text and a budget with the best validation of each setting that was timed on it; thresholds
 fit a set of cases when, in every case, the setting they pick was timed there and is within 0.005 of the
 best timed one. T_reg and T_wide are fitted together with T_locked at its shipped value, then T_locked
-alone with the other two at theirs. The epochs are the rule's own input: the budget's steps at each setting's step time as
-probed on that machine, times its characters per step, over the training text.
+alone with the other two at theirs. The epochs are the rule's own input: the budget's steps at each
+setting's step time as probed on that machine, times its characters per step, over the training text.
 
     .venv/bin/python benchmarks/fit_budget_rule.py benchmarks/budget_evidence.csv
 
@@ -28,6 +28,9 @@ from charrnn.training.budget import SETTINGS, rule
 
 TOLERANCE = 0.005
 GRID = [round(0.1 * i, 1) for i in range(1, 301)]  # thresholds 0.1 .. 30 epochs
+FALLBACKS = (SETTINGS[2].name, SETTINGS[3].name)  # the default model under AR and TAR, with and without the mask
+SHIPPED = (SETTINGS[0].min_epochs, SETTINGS[1].min_epochs)  # T_reg, T_wide
+SHIPPED_LOCKED = SETTINGS[2].min_epochs
 
 
 def read_cases(path: str) -> tuple[dict, dict]:
@@ -44,7 +47,7 @@ def read_cases(path: str) -> tuple[dict, dict]:
             chars[key] = int(row["train_chars"])
     for probed in seconds.values():  # the defaults' step stands in for the same model's under AR and TAR
         if "defaults" in probed:
-            probed.update({name: probed.get(name, probed["defaults"]) for name in (SETTINGS[2].name, SETTINGS[3].name)})
+            probed.update({name: probed.get(name, probed["defaults"]) for name in FALLBACKS})
     return {"cases": cases, "chars": chars}, seconds
 
 
@@ -53,8 +56,6 @@ def _with_threshold(index: int) -> dict[float, object]:
 
 
 REG, WIDE, LOCKED = _with_threshold(0), _with_threshold(1), _with_threshold(2)
-FALLBACKS = (SETTINGS[2].name, SETTINGS[3].name)
-SHIPPED_LOCKED = SETTINGS[2].min_epochs
 
 
 def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: int, t_locked=SHIPPED_LOCKED) -> str:
@@ -83,10 +84,6 @@ def fits(thresholds, evidence, seconds, keys, t_locked=SHIPPED_LOCKED) -> bool:
     return all(r is not None and r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys, t_locked))
 
 
-def shipped_pair() -> tuple[float, float]:
-    return SETTINGS[0].min_epochs, SETTINGS[1].min_epochs
-
-
 def describe(region: list[tuple[float, float]]) -> str:
     if not region:
         return "no thresholds fit"
@@ -108,7 +105,7 @@ def main() -> None:
     for name, keys in groups.items():
         regions[name] = [t for t in itertools.product(GRID, GRID) if fits(t, evidence, seconds, keys)]
         print(f"fit on {name}: {describe(regions[name])}")
-        lockeds = [t for t in GRID if fits(shipped_pair(), evidence, seconds, keys, t)]
+        lockeds = [t for t in GRID if fits(SHIPPED, evidence, seconds, keys, t)]
         print(f"  with T_reg, T_wide as shipped: T_locked {f'{lockeds[0]}..{lockeds[-1]}' if lockeds else 'none fits'}")
     for fitted, scored in (
         ("anna.txt and its fractions", "tinyshakespeare.txt"),
