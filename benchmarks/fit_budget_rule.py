@@ -2,12 +2,13 @@
 
 The rule takes the largest setting whose epochs in the budget reach its threshold: regularised-768 when
 its epochs reach T_reg, else wide-896 when its epochs reach T_wide, else the default 1x512 under AR and
-TAR, with locked dropout too (locked-512) when its epochs reach T_locked, without (artar-512) when not
-(where neither was timed, the fixed defaults they replaced stand in for them). A measured case is a
-machine, a text and a budget with the best validation of each setting that was timed on it; thresholds
-fit a set of cases when, in every case, the setting they pick was timed there and is within 0.005 of the
-best timed one. T_reg and T_wide are fitted together with T_locked at its shipped value, then T_locked
-alone with the other two at theirs. The epochs are the rule's own input: the budget's steps at each
+TAR: with locked dropout and averaged weights (locked-512) when its epochs reach T_locked, with averaged
+weights (artar-ema-512) when they reach T_ema, with neither (artar-512) below (where none of the three was
+timed, the fixed defaults they replaced stand in for them). A measured case is a machine, a text and a
+budget with the best validation of each setting that was timed on it; thresholds fit a set of cases when,
+in every case, the setting they pick was timed there and is within 0.005 of the best timed one. T_reg and
+T_wide are fitted together with T_locked and T_ema at their shipped values, then T_locked and T_ema each
+alone with the others at theirs. The epochs are the rule's own input: the budget's steps at each
 setting's step time as probed on that machine, times its characters per step, over the training text.
 
     .venv/bin/python benchmarks/fit_budget_rule.py benchmarks/budget_evidence.csv
@@ -28,9 +29,8 @@ from charrnn.training.budget import SETTINGS, rule
 
 TOLERANCE = 0.005
 GRID = [round(0.1 * i, 1) for i in range(1, 301)]  # thresholds 0.1 .. 30 epochs
-FALLBACKS = (SETTINGS[2].name, SETTINGS[3].name)  # the default model under AR and TAR, with and without the mask
-SHIPPED = (SETTINGS[0].min_epochs, SETTINGS[1].min_epochs)  # T_reg, T_wide
-SHIPPED_LOCKED = SETTINGS[2].min_epochs
+FALLBACKS = tuple(s.name for s in SETTINGS[2:])  # the 1x512 under AR and TAR: with the mask, the average, neither
+SHIPPED = tuple(s.min_epochs for s in SETTINGS[:-1])  # T_reg, T_wide, T_locked, T_ema
 
 
 def read_cases(path: str) -> tuple[dict, dict]:
@@ -51,37 +51,39 @@ def read_cases(path: str) -> tuple[dict, dict]:
     return {"cases": cases, "chars": chars}, seconds
 
 
-def _with_threshold(index: int) -> dict[float, object]:
-    return {t: replace(SETTINGS[index], min_epochs=t) for t in GRID}
+# Every thresholded setting at every grid value, built once: the fit calls the rule millions of times.
+THRESHOLDED = [{t: replace(setting, min_epochs=t) for t in (*GRID, setting.min_epochs)} for setting in SETTINGS[:-1]]
 
 
-REG, WIDE, LOCKED = _with_threshold(0), _with_threshold(1), _with_threshold(2)
-
-
-def pick(thresholds: tuple[float, float], seconds: dict, budget: float, chars: int, t_locked=SHIPPED_LOCKED) -> str:
-    """The product's own rule, with these thresholds for regularised-768, wide-896 and locked-512."""
-    t_reg, t_wide = thresholds
-    candidates = (REG[t_reg], WIDE[t_wide], LOCKED[t_locked], SETTINGS[3])
+def pick(thresholds: tuple[float, ...], seconds: dict, budget: float, chars: int) -> str:
+    """The product's own rule, with these thresholds (T_reg, T_wide, T_locked, T_ema)."""
+    candidates = (*(THRESHOLDED[i][t] for i, t in enumerate(thresholds)), SETTINGS[-1])
     return rule(seconds, budget, chars, candidates)[0].name
 
 
-def regrets(thresholds, evidence, seconds, keys, t_locked=SHIPPED_LOCKED) -> list[float | None]:
+def regrets(thresholds, evidence, seconds, keys) -> list[float | None]:
     """Per case: how far the picked setting is from the best timed one (None: the pick was not timed). Where
-    neither 1x512 under AR and TAR was timed, the fixed defaults they replaced stand in for both (on the
-    machine where all were timed they were better at 10 minutes and level at equal steps at 5; section 14)."""
+    no 1x512 under AR and TAR was timed, the fixed defaults they replaced stand in for all three (on the
+    machine where all were timed the defaults were the worst of them or level with the best; section 14)."""
     out = []
     for machine, text, budget in keys:
         timed = dict(evidence["cases"][(machine, text, budget)])
         if not any(name in timed for name in FALLBACKS) and "defaults" in timed:
             timed.update({name: timed["defaults"] for name in FALLBACKS})
             del timed["defaults"]
-        chosen = pick(thresholds, seconds[machine], budget, evidence["chars"][(machine, text, budget)], t_locked)
+        chosen = pick(thresholds, seconds[machine], budget, evidence["chars"][(machine, text, budget)])
         out.append(timed[chosen] - min(timed.values()) if chosen in timed else None)
     return out
 
 
-def fits(thresholds, evidence, seconds, keys, t_locked=SHIPPED_LOCKED) -> bool:
-    return all(r is not None and r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys, t_locked))
+def fits(thresholds, evidence, seconds, keys) -> bool:
+    return all(r is not None and r <= TOLERANCE for r in regrets(thresholds, evidence, seconds, keys))
+
+
+def alone(index: int, evidence, seconds, keys) -> str:
+    """The range of the `index`th threshold that fits with the others as shipped."""
+    fitting = [t for t in GRID if fits((*SHIPPED[:index], t, *SHIPPED[index + 1 :]), evidence, seconds, keys)]
+    return f"{fitting[0]}..{fitting[-1]}" if fitting else "none fits"
 
 
 def describe(region: list[tuple[float, float]]) -> str:
@@ -103,10 +105,11 @@ def main() -> None:
     groups["both"] = [k for keys in groups.values() for k in keys]
     regions = {}
     for name, keys in groups.items():
-        regions[name] = [t for t in itertools.product(GRID, GRID) if fits(t, evidence, seconds, keys)]
+        pairs = itertools.product(GRID, GRID)
+        regions[name] = [t for t in pairs if fits((*t, *SHIPPED[2:]), evidence, seconds, keys)]
         print(f"fit on {name}: {describe(regions[name])}")
-        lockeds = [t for t in GRID if fits(SHIPPED, evidence, seconds, keys, t)]
-        print(f"  with T_reg, T_wide as shipped: T_locked {f'{lockeds[0]}..{lockeds[-1]}' if lockeds else 'none fits'}")
+        locked, averaged = alone(2, evidence, seconds, keys), alone(3, evidence, seconds, keys)
+        print(f"  the others as shipped: T_locked {locked}, T_ema {averaged}")
     for fitted, scored in (
         ("anna.txt and its fractions", "tinyshakespeare.txt"),
         ("tinyshakespeare.txt", "anna.txt and its fractions"),
@@ -114,7 +117,7 @@ def main() -> None:
         region = regions[fitted]
         if not region:
             continue
-        scores = [regrets(t, evidence, seconds, groups[scored]) for t in region]
+        scores = [regrets((*t, *SHIPPED[2:]), evidence, seconds, groups[scored]) for t in region]
         good = sum(all(r is not None and r <= TOLERANCE for r in rs) for rs in scores)
         worst = max(r for rs in scores for r in rs if r is not None)
         untimed = sum(any(r is None for r in rs) for rs in scores)
