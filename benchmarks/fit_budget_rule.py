@@ -64,7 +64,7 @@ def pick(thresholds: tuple[float, ...], seconds: dict, budget: float, chars: int
 def regrets(thresholds, evidence, seconds, keys) -> list[float | None]:
     """Per case: how far the picked setting is from the best timed one (None: the pick was not timed). Where
     no 1x512 under AR and TAR was timed, the fixed defaults they replaced stand in for all three (on the
-    machine where all were timed the defaults were the worst of them or level with the best; section 14)."""
+    machine where all were timed the defaults were behind the best of them in every case; section 14)."""
     out = []
     for machine, text, budget in keys:
         timed = dict(evidence["cases"][(machine, text, budget)])
